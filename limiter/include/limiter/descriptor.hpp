@@ -1,0 +1,35 @@
+#pragma once
+// One limit applied to one identifier: the unit a backend decides.
+
+#include <string>
+#include <string_view>
+
+#include "limiter/limit.hpp"
+
+namespace phlow::limiter {
+
+inline constexpr std::string_view kDefaultKeyPrefix = "phlow:ratelimit:";
+
+// Identifiers longer than this, or with bytes outside printable ASCII, are stored
+// as "sha256:<hex>" so that keys stay bounded and readable in redis-cli.
+inline constexpr std::size_t kMaxRawIdentifier = 128;
+
+struct Descriptor {
+  const Limit* limit = nullptr;  // must outlive every check that uses it
+  std::string key;               // <prefix><limit name>:<identifier>
+};
+
+// Returns the identifier as it appears in keys: itself, or its SHA-256 when it is
+// long or holds bytes that do not belong in a key.
+std::string key_identifier(std::string_view identifier);
+
+// Writes <prefix><limit>:<identifier> into `out` (reusing its capacity).
+void build_key(std::string& out, std::string_view prefix, std::string_view limit_name,
+               std::string_view identifier);
+std::string build_key(std::string_view prefix, std::string_view limit_name,
+                      std::string_view identifier);
+
+// Lowercase hex SHA-256 of `data`.
+std::string sha256_hex(std::string_view data);
+
+}  // namespace phlow::limiter

@@ -1,0 +1,39 @@
+#pragma once
+// A named rate-limit policy: how many requests per window, decided by which algorithm.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace phlow::limiter {
+
+enum class Algorithm : std::uint8_t {
+  sliding_log = 0,     // exact: at most `requests` in any window-long interval
+  sliding_window = 1,  // weighted previous + current fixed window, O(1) state
+  token_bucket = 2,    // GCRA: rate requests/window, bursts of up to `burst`
+};
+
+// Returns the algorithm named `name` ("sliding_log", ...), or nullopt.
+std::optional<Algorithm> parse_algorithm(std::string_view name);
+std::string_view to_string(Algorithm algorithm);
+
+struct Limit {
+  std::string name;              // appears in Redis keys, headers and 429 bodies
+  std::int64_t requests = 0;     // > 0
+  std::int64_t window_ms = 0;    // > 0
+  Algorithm algorithm = Algorithm::sliding_log;
+  std::int64_t burst = 0;        // token_bucket only; 0 means `requests`
+  bool shadow = false;           // evaluated and reported, never enforced
+
+  std::int64_t effective_burst() const { return burst > 0 ? burst : requests; }
+  // The number a client sees as X-RateLimit-Limit.
+  std::int64_t quota() const {
+    return algorithm == Algorithm::token_bucket ? effective_burst() : requests;
+  }
+};
+
+// Returns an empty string when `limit` is usable, else what is wrong with it.
+std::string validate(const Limit& limit);
+
+}  // namespace phlow::limiter

@@ -1,0 +1,34 @@
+#include "limiter/decision.hpp"
+
+namespace phlow::limiter {
+
+void summarize(Decision& decision) {
+  decision.allowed = true;
+  decision.rejected_by = kNone;
+  decision.most_restrictive = kNone;
+  for (std::size_t i = 0; i < decision.count; ++i) {
+    const LimitResult& r = decision.results[i];
+    if (r.allowed || r.shadow) continue;
+    decision.allowed = false;
+    if (decision.rejected_by == kNone ||
+        r.retry_after_ms > decision.results[decision.rejected_by].retry_after_ms) {
+      decision.rejected_by = static_cast<int>(i);
+    }
+  }
+  if (!decision.allowed) {
+    decision.most_restrictive = decision.rejected_by;
+    return;
+  }
+  for (std::size_t i = 0; i < decision.count; ++i) {
+    const LimitResult& r = decision.results[i];
+    if (r.shadow) continue;
+    const int best = decision.most_restrictive;
+    if (best == kNone || r.remaining < decision.results[best].remaining ||
+        (r.remaining == decision.results[best].remaining &&
+         r.reset_ms > decision.results[best].reset_ms)) {
+      decision.most_restrictive = static_cast<int>(i);
+    }
+  }
+}
+
+}  // namespace phlow::limiter

@@ -1,0 +1,58 @@
+#include "limiter/descriptor.hpp"
+
+#include <openssl/evp.h>
+
+#include <array>
+
+namespace phlow::limiter {
+
+std::string sha256_hex(std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(static_cast<std::size_t>(length) * 2, '\0');
+  for (unsigned int i = 0; i < length; ++i) {
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 0x0f];
+  }
+  return out;
+}
+
+namespace {
+
+bool fits_in_key(std::string_view identifier) {
+  if (identifier.size() > kMaxRawIdentifier) return false;
+  for (unsigned char c : identifier) {
+    // Printable ASCII without space; '*', '?', '[' would confuse KEYS/SCAN patterns.
+    if (c <= 0x20 || c >= 0x7f || c == '*' || c == '?' || c == '[' || c == ']') return false;
+  }
+  return !identifier.starts_with("sha256:");
+}
+
+}  // namespace
+
+std::string key_identifier(std::string_view identifier) {
+  if (fits_in_key(identifier)) return std::string(identifier);
+  return "sha256:" + sha256_hex(identifier);
+}
+
+void build_key(std::string& out, std::string_view prefix, std::string_view limit_name,
+               std::string_view identifier) {
+  out.clear();
+  out.append(prefix).append(limit_name).push_back(':');
+  if (fits_in_key(identifier)) {
+    out.append(identifier);
+  } else {
+    out.append("sha256:").append(sha256_hex(identifier));
+  }
+}
+
+std::string build_key(std::string_view prefix, std::string_view limit_name,
+                      std::string_view identifier) {
+  std::string out;
+  build_key(out, prefix, limit_name, identifier);
+  return out;
+}
+
+}  // namespace phlow::limiter

@@ -1,0 +1,179 @@
+#include "limiter/memory_backend.hpp"
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <functional>
+
+namespace phlow::limiter {
+namespace {
+
+constexpr std::size_t kOverflowSlots = 64;
+constexpr std::int64_t kSweepIntervalMs = 10'000;
+constexpr std::size_t kEvictionSample = 8;
+
+std::size_t hash_key(std::string_view key) { return std::hash<std::string_view>{}(key); }
+
+}  // namespace
+
+struct MemoryBackend::Shard {
+  struct Entry {
+    LimitState state;
+    std::int64_t expires_ms = 0;
+    const Limit* limit = nullptr;  // the limit last applied, for eviction merges
+  };
+  struct Overflow {
+    Limit limit;  // a copy: the limit may be gone by the time the slot is read
+    LimitState state;
+    std::int64_t expires_ms = 0;
+  };
+
+  std::mutex mutex;
+  std::unordered_map<std::string, Entry> entries;
+  std::unordered_map<std::string, Overflow> overflow;  // "<limit>\n<slot>"
+  std::int64_t next_sweep_ms = 0;
+
+  static std::string overflow_key(const Limit& limit, std::size_t hash) {
+    return limit.name + '\n' + std::to_string((hash >> 32) % kOverflowSlots);
+  }
+
+  // `in_use` are the keys of the check in progress: their entries are referenced and
+  // must survive.
+  static bool is_in_use(std::string_view key, std::span<const Descriptor> in_use) {
+    return std::any_of(in_use.begin(), in_use.end(),
+                       [&](const Descriptor& d) { return d.key == key; });
+  }
+
+  void sweep(std::int64_t now_ms, std::span<const Descriptor> in_use) {
+    std::erase_if(entries, [&](const auto& kv) {
+      return kv.second.expires_ms <= now_ms && !is_in_use(kv.first, in_use);
+    });
+    std::erase_if(overflow, [&](const auto& kv) { return kv.second.expires_ms <= now_ms; });
+    next_sweep_ms = now_ms + kSweepIntervalMs;
+  }
+
+  // Makes room for one key: reclaims expired keys, else evicts the live key (of a
+  // small sample) that expires first, folding its usage into its overflow slot.
+  void make_room(std::size_t capacity, std::int64_t now_ms, std::span<const Descriptor> in_use) {
+    if (entries.size() < capacity) return;
+    if (now_ms >= next_sweep_ms) sweep(now_ms, in_use);
+    if (entries.size() < capacity) return;
+    auto victim = entries.end();
+    std::size_t seen = 0;
+    for (auto it = entries.begin(); it != entries.end() && seen < kEvictionSample; ++it) {
+      if (is_in_use(it->first, in_use)) continue;
+      ++seen;
+      if (victim == entries.end() || it->second.expires_ms < victim->second.expires_ms) victim = it;
+    }
+    if (victim == entries.end()) return;  // everything held is in use: exceed briefly
+    if (victim->second.limit != nullptr && victim->second.expires_ms > now_ms) {
+      const Limit& limit = *victim->second.limit;
+      Overflow& slot = overflow[overflow_key(limit, hash_key(victim->first))];
+      slot.limit = limit;
+      merge_conservatively(limit, slot.state, victim->second.state);
+      slot.expires_ms = expires_at_ms(limit, slot.state);
+    }
+    entries.erase(victim);
+  }
+
+  Entry& find_or_create(const Descriptor& d, std::size_t hash, std::size_t capacity,
+                        std::int64_t now_ms, std::span<const Descriptor> in_use) {
+    if (auto it = entries.find(d.key); it != entries.end()) return it->second;
+    make_room(capacity, now_ms, in_use);
+    Entry& entry = entries[d.key];
+    entry.limit = d.limit;
+    entry.expires_ms = INT64_MAX;  // set when the check completes
+    if (auto it = overflow.find(overflow_key(*d.limit, hash)); it != overflow.end() &&
+        it->second.expires_ms > now_ms && it->second.limit.algorithm == d.limit->algorithm) {
+      entry.state = it->second.state;  // never more budget than an evicted key had
+    }
+    return entry;
+  }
+};
+
+MemoryBackend::MemoryBackend(std::shared_ptr<const Clock> clock, MemoryBackendOptions options)
+    : clock_(clock ? std::move(clock) : std::make_shared<SystemClock>()) {
+  const std::size_t shards = std::max<std::size_t>(1, options.shards);
+  keys_per_shard_ = std::max<std::size_t>(1, options.max_keys / shards);
+  shards_.reserve(shards);
+  for (std::size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+MemoryBackend::~MemoryBackend() = default;
+
+MemoryBackend::Shard& MemoryBackend::shard_for(std::size_t hash) const {
+  return *shards_[hash % shards_.size()];
+}
+
+Decision MemoryBackend::check(std::span<const Descriptor> descriptors) {
+  Decision decision;
+  decision.source = DecisionSource::memory;
+  decision.count = std::min(descriptors.size(), kMaxLimitsPerCheck);
+  const std::int64_t now_us = clock_->now_us();
+  const std::int64_t now_ms = now_us / 1000;
+  decision.now_ms = now_ms;
+
+  // Lock every shard involved, in address order, so that multi-limit checks are
+  // atomic without a lock shared by all threads.
+  std::array<std::size_t, kMaxLimitsPerCheck> hashes{};
+  std::array<Shard*, kMaxLimitsPerCheck> order{};
+  for (std::size_t i = 0; i < decision.count; ++i) {
+    hashes[i] = hash_key(descriptors[i].key);
+    order[i] = &shard_for(hashes[i]);
+  }
+  std::sort(order.begin(), order.begin() + decision.count);
+  const auto last = std::unique(order.begin(), order.begin() + decision.count);
+  for (auto it = order.begin(); it != last; ++it) (*it)->mutex.lock();
+
+  std::array<Shard::Entry*, kMaxLimitsPerCheck> entries{};
+  for (std::size_t i = 0; i < decision.count; ++i) {
+    const Descriptor& d = descriptors[i];
+    entries[i] = &shard_for(hashes[i]).find_or_create(d, hashes[i], keys_per_shard_, now_ms,
+                                                       descriptors.first(decision.count));
+    entries[i]->limit = d.limit;
+    decision.results[i] = evaluate(*d.limit, entries[i]->state, now_us);
+  }
+  summarize(decision);
+  if (decision.allowed) {
+    for (std::size_t i = 0; i < decision.count; ++i) {
+      if (!decision.results[i].allowed) continue;  // a shadow rejection consumes nothing
+      consume(*descriptors[i].limit, entries[i]->state, now_us);
+    }
+  }
+  for (std::size_t i = 0; i < decision.count; ++i) {
+    entries[i]->expires_ms = expires_at_ms(*descriptors[i].limit, entries[i]->state);
+  }
+  for (auto it = order.begin(); it != last; ++it) {
+    if (now_ms >= (*it)->next_sweep_ms) (*it)->sweep(now_ms, descriptors.first(decision.count));
+    (*it)->mutex.unlock();
+  }
+  return decision;
+}
+
+void MemoryBackend::reset(std::string_view key) {
+  Shard& shard = shard_for(hash_key(key));
+  std::lock_guard lock(shard.mutex);
+  if (auto it = shard.entries.find(std::string(key)); it != shard.entries.end()) {
+    shard.entries.erase(it);
+  }
+}
+
+LimitResult MemoryBackend::peek(const Descriptor& d) {
+  const std::int64_t now_us = clock_->now_us();
+  Shard& shard = shard_for(hash_key(d.key));
+  std::lock_guard lock(shard.mutex);
+  LimitState state;
+  if (auto it = shard.entries.find(d.key); it != shard.entries.end()) state = it->second.state;
+  return evaluate(*d.limit, state, now_us);
+}
+
+std::size_t MemoryBackend::size() const {
+  std::size_t total = 0;
+  for (const auto& shard : shards_) {
+    std::lock_guard lock(shard->mutex);
+    total += shard->entries.size();
+  }
+  return total;
+}
+
+}  // namespace phlow::limiter

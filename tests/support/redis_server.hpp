@@ -1,0 +1,48 @@
+#pragma once
+// A real redis-server on a free loopback port, owned by one test.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace phlow::test {
+
+// Returns a TCP port on 127.0.0.1 that was free a moment ago.
+std::uint16_t free_port();
+
+class RedisServer {
+ public:
+  // Starts redis-server (no persistence) and waits until it answers PING.
+  // `extra_args` go on its command line ("--requirepass", "secret", ...).
+  explicit RedisServer(std::vector<std::string> extra_args = {});
+  ~RedisServer();
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  // redis://[userinfo@]127.0.0.1:<port><path>, e.g. url(":secret", "/2").
+  std::string url(std::string_view userinfo = "", std::string_view path = "") const;
+
+  void kill();     // SIGKILL, and reap
+  void start();    // again, on the same port, empty
+  void pause();    // SIGSTOP: accepts connections, never answers
+  void resume();   // SIGCONT
+  bool running() const { return pid_ > 0; }
+
+  // Runs one command through a blocking connection; returns the reply as text
+  // (integers in decimal, arrays joined with ' ', nil as "(nil)").
+  std::string command(const std::vector<std::string>& args) const;
+
+ private:
+  void wait_ready() const;
+
+  std::uint16_t port_;
+  std::vector<std::string> extra_args_;
+  pid_t pid_ = -1;
+  std::string password_;
+};
+
+}  // namespace phlow::test
