@@ -1,6 +1,7 @@
 #include "support/redis_server.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -61,6 +62,11 @@ void RedisServer::start() {
   argv.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    if (devnull >= 0) {
+      ::dup2(devnull, STDOUT_FILENO);
+      ::dup2(devnull, STDERR_FILENO);
+    }
     ::execvp("redis-server", argv.data());
     ::_exit(127);
   }

@@ -79,7 +79,7 @@ end
 local function consume_window(key, w)
   local cw, c, p = load_window(key, w)
   redis.call('HSET', key, 'w', int(cw), 'c', int(c + 1), 'p', int(p))
-  redis.call('PEXPIREAT', key, int((cw + 2) * w))
+  redis.call('PEXPIRE', key, int((cw + 2) * w - now))
 end
 
 -- token_bucket (GCRA), microseconds; the emission interval rounds up.

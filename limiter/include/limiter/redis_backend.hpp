@@ -1,0 +1,63 @@
+#pragma once
+// Limits in Redis: every check is one EVALSHA of the check script over one
+// pipelined connection. One RedisBackend per I/O thread (executor); not thread-safe:
+// call it on its executor only.
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/system/error_code.hpp>
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "limiter/decision.hpp"
+#include "limiter/descriptor.hpp"
+#include "limiter/redis_health.hpp"
+#include "limiter/redis_url.hpp"
+
+namespace phlow::limiter {
+
+namespace redis {
+class Connection;
+}
+
+struct RedisOptions {
+  RedisUrl url;
+  std::chrono::milliseconds timeout{50};            // deadline of one check
+  std::chrono::milliseconds connect_timeout{1000};  // connect plus handshake
+};
+
+class RedisBackend {
+ public:
+  using CheckHandler =
+      boost::asio::any_completion_handler<void(boost::system::error_code, Decision)>;
+  using ResetHandler = boost::asio::any_completion_handler<void(boost::system::error_code)>;
+
+  RedisBackend(boost::asio::any_io_executor executor, RedisOptions options,
+               std::shared_ptr<RedisHealth> health);
+  ~RedisBackend();
+  RedisBackend(const RedisBackend&) = delete;
+  RedisBackend& operator=(const RedisBackend&) = delete;
+
+  void start();  // connects in the background; reconnects with backoff
+  void stop();
+  bool ready() const;
+
+  // Decides `descriptors` in one script call (see RateLimitBackend::check). With
+  // consume = false, only reports usage. Completes within the check deadline; on any
+  // failure with an error (redis::errc) and no decision. The descriptors must stay
+  // alive until the handler runs.
+  void async_check(std::span<const Descriptor> descriptors, bool consume, CheckHandler handler);
+
+  // Deletes `key`.
+  void async_reset(std::string_view key, ResetHandler handler);
+
+ private:
+  RedisOptions options_;
+  std::shared_ptr<RedisHealth> health_;
+  std::shared_ptr<redis::Connection> connection_;
+  std::string command_;  // reused for every command this thread sends
+};
+
+}  // namespace phlow::limiter

@@ -1,0 +1,47 @@
+#pragma once
+// The process-wide view of Redis, fed by every connection: logs each transition
+// between Redis and the in-memory fallback exactly once.
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace phlow::limiter {
+
+enum class RedisState : std::uint8_t {
+  disabled,    // no Redis configured
+  connecting,  // configured, no connection has succeeded or failed yet
+  connected,   // every connection is up
+  fallback,    // some connection is down: its checks use the fallback policy
+};
+std::string_view to_string(RedisState state);
+
+inline constexpr std::string_view kFallbackMessage =
+    "Failed to connect to Redis, falling back to in-memory rate limiting";
+
+class RedisHealth {
+ public:
+  explicit RedisHealth(std::string endpoint);
+
+  // Registers one connection; returns its id for report().
+  int add_connection();
+  void report(int connection, bool up, const std::string& reason);
+
+  RedisState state() const { return state_.load(std::memory_order_relaxed); }
+  // Transitions into fallback, and back to connected, since start.
+  std::uint64_t fallback_transitions() const { return to_fallback_.load(); }
+  std::uint64_t recovery_transitions() const { return to_connected_.load(); }
+
+ private:
+  std::string endpoint_;
+  mutable std::mutex mutex_;  // taken on state changes only, never per request
+  std::vector<bool> up_;
+  std::atomic<RedisState> state_{RedisState::connecting};
+  std::atomic<std::uint64_t> to_fallback_{0};
+  std::atomic<std::uint64_t> to_connected_{0};
+};
+
+}  // namespace phlow::limiter

@@ -1,0 +1,58 @@
+#pragma once
+// RESP, sans I/O: an encoder that appends to a reused buffer, and an owned reply
+// value converted from hiredis's reader objects.
+
+#include <hiredis/hiredis.h>
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace phlow::limiter::redis {
+
+struct Value {
+  enum class Type : std::uint8_t { nil, integer, string, status, error, array };
+  Type type = Type::nil;
+  std::int64_t integer = 0;
+  std::string str;             // string, status and error replies
+  std::vector<Value> elements; // array replies
+
+  bool is_error() const { return type == Type::error; }
+};
+
+// Copies a hiredis reply tree into a Value.
+Value to_value(const redisReply* reply);
+
+// Appends one command, as a RESP array of bulk strings, to `out`.
+class CommandWriter {
+ public:
+  CommandWriter(std::string& out, std::size_t argc) : out_(out) { header('*', argc); }
+  CommandWriter& arg(std::string_view s) {
+    header('$', s.size());
+    out_.append(s).append("\r\n");
+    return *this;
+  }
+  CommandWriter& arg(std::int64_t n) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, n);
+    return arg(std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
+  }
+
+ private:
+  void header(char kind, std::size_t n) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, n);
+    out_.push_back(kind);
+    out_.append(buf, r.ptr).append("\r\n");
+  }
+  std::string& out_;
+};
+
+// Returns "5.0.7" from an INFO reply's "redis_version:5.0.7" line, or "".
+std::string_view redis_version(std::string_view info);
+// True when `version` ("x.y.z") is at least 5.0.
+bool version_supported(std::string_view version);
+
+}  // namespace phlow::limiter::redis

@@ -1,0 +1,51 @@
+#include "limiter/redis_health.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace phlow::limiter {
+
+std::string_view to_string(RedisState state) {
+  switch (state) {
+    case RedisState::disabled: return "disabled";
+    case RedisState::connecting: return "connecting";
+    case RedisState::connected: return "connected";
+    case RedisState::fallback: return "fallback";
+  }
+  return "unknown";
+}
+
+RedisHealth::RedisHealth(std::string endpoint) : endpoint_(std::move(endpoint)) {}
+
+int RedisHealth::add_connection() {
+  std::lock_guard lock(mutex_);
+  up_.push_back(false);
+  return static_cast<int>(up_.size()) - 1;
+}
+
+void RedisHealth::report(int connection, bool up, const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  up_.at(static_cast<std::size_t>(connection)) = up;
+  const RedisState before = state_.load();
+  RedisState after = before;
+  if (!up) {
+    after = RedisState::fallback;
+  } else if (std::all_of(up_.begin(), up_.end(), [](bool b) { return b; })) {
+    after = RedisState::connected;
+  }
+  if (after == before) return;
+  state_.store(after);
+  if (after == RedisState::fallback) {
+    ++to_fallback_;
+    spdlog::warn("{}", kFallbackMessage);
+    spdlog::warn("Redis at {}: {}", endpoint_, reason);
+  } else if (before == RedisState::fallback) {
+    ++to_connected_;
+    spdlog::info("Reconnected to Redis at {}, leaving in-memory fallback", endpoint_);
+  } else {
+    spdlog::info("Connected to Redis at {}", endpoint_);
+  }
+}
+
+}  // namespace phlow::limiter
