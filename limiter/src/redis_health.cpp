@@ -24,6 +24,12 @@ int RedisHealth::add_connection() {
   return static_cast<int>(up_.size()) - 1;
 }
 
+RedisState RedisHealth::wait_settled(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, timeout, [this] { return state_.load() != RedisState::connecting; });
+  return state_.load();
+}
+
 void RedisHealth::report(int connection, bool up, const std::string& reason) {
   std::lock_guard lock(mutex_);
   up_.at(static_cast<std::size_t>(connection)) = up;
@@ -36,6 +42,7 @@ void RedisHealth::report(int connection, bool up, const std::string& reason) {
   }
   if (after == before) return;
   state_.store(after);
+  changed_.notify_all();
   if (after == RedisState::fallback) {
     ++to_fallback_;
     spdlog::warn("{}", kFallbackMessage);

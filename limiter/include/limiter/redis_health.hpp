@@ -3,6 +3,8 @@
 // between Redis and the in-memory fallback exactly once.
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -31,6 +33,10 @@ class RedisHealth {
   void report(int connection, bool up, const std::string& reason);
 
   RedisState state() const { return state_.load(std::memory_order_relaxed); }
+  // Waits until every connection has connected or one has failed, at most `timeout`;
+  // returns the state then. Startup uses it so that first checks do not fall back
+  // only because the connection was still being made.
+  RedisState wait_settled(std::chrono::milliseconds timeout) const;
   // Transitions into fallback, and back to connected, since start.
   std::uint64_t fallback_transitions() const { return to_fallback_.load(); }
   std::uint64_t recovery_transitions() const { return to_connected_.load(); }
@@ -38,6 +44,7 @@ class RedisHealth {
  private:
   std::string endpoint_;
   mutable std::mutex mutex_;  // taken on state changes only, never per request
+  mutable std::condition_variable changed_;
   std::vector<bool> up_;
   std::atomic<RedisState> state_{RedisState::connecting};
   std::atomic<std::uint64_t> to_fallback_{0};

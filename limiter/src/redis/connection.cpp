@@ -224,7 +224,7 @@ void Connection::enqueue(std::string_view command, Clock::time_point deadline, H
   out_.append(command);
   pending_.push_back(Pending{std::move(handler), deadline});
   flush();
-  arm_timer();
+  arm_timer(deadline);
 }
 
 void Connection::flush() {
@@ -248,20 +248,31 @@ void Connection::flush() {
                     });
 }
 
-void Connection::arm_timer() {
-  if (timer_armed_ || pending_.empty()) return;
+void Connection::arm_timer(Clock::time_point deadline) {
+  if (timer_armed_ && armed_at_ <= deadline) return;
   timer_armed_ = true;
-  deadline_timer_.expires_at(pending_.front().deadline);
-  deadline_timer_.async_wait([self = shared_from_this()](error_code ec) {
+  armed_at_ = deadline;
+  deadline_timer_.expires_at(deadline);
+  deadline_timer_.async_wait([self = shared_from_this(), seq = ++timer_seq_](error_code ec) {
+    if (seq != self->timer_seq_) return;  // re-armed earlier, or closed
     self->timer_armed_ = false;
-    if (ec || self->pending_.empty()) return;
-    if (self->pending_.front().deadline <= Clock::now()) {
-      self->last_failure_ = "Redis at " + self->url_.endpoint() + " did not answer in time";
-      self->close(errc::timeout);
+    if (!ec) self->on_deadline();
+  });
+}
+
+void Connection::on_deadline() {
+  const auto now = Clock::now();
+  auto earliest = Clock::time_point::max();
+  for (const Pending& p : pending_) {
+    if (!p.handler) continue;
+    if (p.deadline <= now) {
+      last_failure_ = "Redis at " + url_.endpoint() + " did not answer in time";
+      close(errc::timeout);
       return;
     }
-    self->arm_timer();
-  });
+    earliest = std::min(earliest, p.deadline);
+  }
+  if (earliest != Clock::time_point::max()) arm_timer(earliest);
 }
 
 void Connection::close(errc reason) {
@@ -269,6 +280,8 @@ void Connection::close(errc reason) {
   error_code ignored;
   socket_.close(ignored);
   deadline_timer_.cancel();
+  timer_armed_ = false;
+  ++timer_seq_;
   closed_signal_.cancel();
   out_.clear();
   if (state_ != State::stopped) state_ = State::idle;

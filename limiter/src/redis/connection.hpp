@@ -77,7 +77,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool deliver_replies();
   void enqueue(std::string_view command, Clock::time_point deadline, Handler handler);
   void flush();
-  void arm_timer();
+  void arm_timer(Clock::time_point deadline);
+  void on_deadline();
   void close(errc reason);
   void complete(Handler handler, boost::system::error_code ec, Value value);
 
@@ -96,6 +97,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   State state_ = State::idle;
   std::uint64_t generation_ = 0;  // bumps on every new socket
   bool timer_armed_ = false;
+  Clock::time_point armed_at_;
+  std::uint64_t timer_seq_ = 0;  // a newer arming supersedes older waits
   bool writing_ = false;
   std::string out_;       // commands waiting for the next write
   std::string in_flight_; // bytes being written

@@ -1,0 +1,49 @@
+#include <catch2/catch.hpp>
+
+#include "limiter/redis_url.hpp"
+#include "redis/resp.hpp"
+
+using namespace phlow::limiter;
+
+TEST_CASE("redis URLs parse") {
+  auto u = std::get<RedisUrl>(parse_redis_url("redis://:s%40cret@cache.local:6380/2"));
+  CHECK(u.host == "cache.local");
+  CHECK(u.port == 6380);
+  CHECK(u.password == "s@cret");
+  CHECK(u.username.empty());
+  CHECK(u.db == 2);
+  CHECK(u.endpoint() == "cache.local:6380");
+  auto d = std::get<RedisUrl>(parse_redis_url("redis://localhost"));
+  CHECK(d.port == 6379);
+  CHECK(d.db == 0);
+  auto acl = std::get<RedisUrl>(parse_redis_url("rediss://app:pw@[::1]:7000/0"));
+  CHECK(acl.tls);
+  CHECK(acl.host == "::1");
+  CHECK(acl.username == "app");
+  CHECK(acl.endpoint() == "[::1]:7000");
+}
+
+TEST_CASE("malformed redis URLs say what is wrong, never the password") {
+  for (const char* bad : {"http://localhost", "redis://", "redis://:pw@:6379", "redis://h:0",
+                          "redis://h:99999", "redis://h:abc", "redis://h/x", "redis://h/-1",
+                          "redis://[::1", "redis://:bad%zzescape@h", "localhost:6379"}) {
+    auto r = parse_redis_url(bad);
+    INFO(bad);
+    REQUIRE(std::holds_alternative<std::string>(r));
+    CHECK(std::get<std::string>(r).find("bad%zz") == std::string::npos);
+  }
+}
+
+TEST_CASE("RESP commands encode as arrays of bulk strings") {
+  std::string out;
+  redis::CommandWriter(out, 3).arg("SET").arg("k\r\n").arg(std::int64_t{-42});
+  CHECK(out == "*3\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$3\r\n-42\r\n");
+}
+
+TEST_CASE("Redis versions below 5 are refused") {
+  CHECK(redis::redis_version("# Server\r\nredis_version:7.0.15\r\nredis_mode:x") == "7.0.15");
+  CHECK(redis::version_supported("5.0.0"));
+  CHECK(redis::version_supported("7.0.15"));
+  CHECK_FALSE(redis::version_supported("4.0.14"));
+  CHECK_FALSE(redis::version_supported(""));
+}
