@@ -61,7 +61,7 @@ TEST_CASE("memory: expired keys are reclaimed") {
   CHECK(memory.size() == 1);
 }
 
-TEST_CASE("memory: the key cap holds, and eviction never grants a fresh budget") {
+TEST_CASE("memory: the key cap holds - and eviction never grants a fresh budget") {
   auto clock = std::make_shared<ManualClock>();
   MemoryBackend memory(clock, {.max_keys = 8, .shards = 1});
   Limit limit = log_limit(3, 60'000);
@@ -102,7 +102,7 @@ TEST_CASE("limits are validated") {
   CHECK(validate(Limit{.name = "x", .requests = 5, .window_ms = 10}) == "");
 }
 
-TEST_CASE("keys: long or unsafe identifiers are hashed, short ones kept") {
+TEST_CASE("keys: long or unsafe identifiers are hashed - short ones kept") {
   CHECK(build_key("p:", "auth", "abc123") == "p:auth:abc123");
   const std::string huge(1 << 20, 'x');
   const std::string key = build_key("p:", "auth", huge);

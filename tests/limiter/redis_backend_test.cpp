@@ -134,7 +134,7 @@ TEST_CASE("redis: each algorithm honours its window in real time") {
   }
 }
 
-TEST_CASE("redis: killed mid-run, checks fall back within the deadline, then return") {
+TEST_CASE("redis: killed mid-run - checks fall back within the deadline then return") {
   RedisServer server;
   DistributedRateLimiter limiter(1000, 60'000, server.url(), named("fb"));
   REQUIRE(limiter.check("x").source == DecisionSource::redis);
@@ -196,7 +196,7 @@ TEST_CASE("redis: failure modes allow and deny") {
   }
 }
 
-TEST_CASE("redis: error replies (-READONLY) fall back per check; SCRIPT FLUSH is survived") {
+TEST_CASE("redis: error replies (-READONLY) fall back per check - SCRIPT FLUSH is survived") {
   RedisServer server;
   DistributedRateLimiter limiter(1000, 60'000, server.url(), named("err"));
   REQUIRE(limiter.check("x").source == DecisionSource::redis);
@@ -215,7 +215,7 @@ TEST_CASE("redis: error replies (-READONLY) fall back per check; SCRIPT FLUSH is
   CHECK(limiter.check("x").source == DecisionSource::redis);
 }
 
-TEST_CASE("redis: AUTH and SELECT from the URL; a wrong password falls back") {
+TEST_CASE("redis: AUTH and SELECT from the URL - a wrong password falls back") {
   RedisServer server({"--requirepass", "s3cret"});
   {
     DistributedRateLimiter wrong(5, 60'000, server.url(":nope"), named("auth"));
@@ -237,7 +237,7 @@ TEST_CASE("redis: AUTH and SELECT from the URL; a wrong password falls back") {
   redisFree(c);
 }
 
-TEST_CASE("redis: nothing listening at start means fallback, then Redis once it is up") {
+TEST_CASE("redis: nothing listening at start means fallback then Redis once it is up") {
   const auto port = phlow::test::free_port();
   DistributedRateLimiter limiter(5, 60'000, "redis://127.0.0.1:" + std::to_string(port),
                                  named("late"));
@@ -245,7 +245,7 @@ TEST_CASE("redis: nothing listening at start means fallback, then Redis once it 
   CHECK(limiter.check("x").source == DecisionSource::memory);
 }
 
-TEST_CASE("redis: reset deletes the key; huge identifiers stay bounded") {
+TEST_CASE("redis: reset deletes the key - huge identifiers stay bounded") {
   RedisServer server;
   DistributedRateLimiter limiter(1, 60'000, server.url(), named("rs"));
   CHECK(limiter.is_allowed("bob"));

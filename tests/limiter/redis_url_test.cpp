@@ -23,7 +23,7 @@ TEST_CASE("redis URLs parse") {
   CHECK(acl.endpoint() == "[::1]:7000");
 }
 
-TEST_CASE("malformed redis URLs say what is wrong, never the password") {
+TEST_CASE("malformed redis URLs say what is wrong - never the password") {
   for (const char* bad : {"http://localhost", "redis://", "redis://:pw@:6379", "redis://h:0",
                           "redis://h:99999", "redis://h:abc", "redis://h/x", "redis://h/-1",
                           "redis://[::1", "redis://:bad%zzescape@h", "localhost:6379"}) {
