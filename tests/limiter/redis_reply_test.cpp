@@ -1,0 +1,71 @@
+// The client against replies a real Redis would not send: each check must fall back
+// (never crash, never hang), and the connection must recover.
+#include <catch2/catch.hpp>
+#include <chrono>
+
+#include "limiter/distributed_rate_limiter.hpp"
+#include "support/fake_redis.hpp"
+
+using namespace phlow::limiter;
+using phlow::test::FakeRedis;
+
+namespace {
+LimiterOptions named(const char* name) {
+  LimiterOptions o;
+  o.name = name;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("replies: a well-formed script reply is used") {
+  FakeRedis fake("7.0.0", "*5\r\n:1700000000000\r\n:1\r\n:4\r\n:1700000060000\r\n:0\r\n");
+  DistributedRateLimiter limiter(5, 60'000, fake.url(), named("ok"));
+  const Decision d = limiter.check("x");
+  CHECK(d.source == DecisionSource::redis);
+  CHECK(d.results[0].remaining == 4);
+  CHECK(d.results[0].reset_ms == 1'700'000'060'000);
+}
+
+TEST_CASE("replies: wrong shapes and types fall back to memory") {
+  const char* bad_replies[] = {
+      ":1\r\n",                                  // integer, not an array
+      "*3\r\n:1\r\n:2\r\n:3\r\n",                // wrong length
+      "*5\r\n:1\r\n$1\r\nx\r\n:4\r\n:5\r\n:0\r\n",  // a string among the integers
+      "$-1\r\n",                                 // nil
+      "-ERR something odd\r\n",                  // an error reply
+      "*-1\r\n",                                 // nil array
+  };
+  for (const char* reply : bad_replies) {
+    INFO(reply);
+    FakeRedis fake("7.0.0", reply);
+    DistributedRateLimiter limiter(5, 60'000, fake.url(), named("bad"));
+    REQUIRE(limiter.redis_state() == RedisState::connected);
+    const Decision d = limiter.check("x");
+    CHECK(fake.evals_seen() >= 1);
+    CHECK(d.source == DecisionSource::memory);
+    CHECK(d.allowed);
+  }
+}
+
+TEST_CASE("replies: protocol garbage closes the connection and falls back") {
+  FakeRedis fake("7.0.0", "?garbage that is not RESP\r\n");
+  DistributedRateLimiter limiter(5, 60'000, fake.url(), named("garbage"));
+  for (int i = 0; i < 3; ++i) CHECK(limiter.check("x").source == DecisionSource::memory);
+}
+
+TEST_CASE("replies: Redis older than 5.0 is refused") {
+  FakeRedis fake("4.0.14", ":1\r\n");
+  DistributedRateLimiter limiter(5, 60'000, fake.url(), named("old"));
+  CHECK(limiter.redis_state() == RedisState::fallback);
+  CHECK(limiter.check("x").source == DecisionSource::memory);
+  CHECK(fake.evals_seen() == 0);
+}
+
+TEST_CASE("replies: a server that never answers the script costs one deadline") {
+  FakeRedis fake("7.0.0", "");  // swallows every EVALSHA
+  DistributedRateLimiter limiter(5, 60'000, fake.url(), named("silent"));
+  const auto start = std::chrono::steady_clock::now();
+  const Decision d = limiter.check("x");
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(300));
+  CHECK(d.source == DecisionSource::memory);
+}

@@ -1,0 +1,39 @@
+#pragma once
+// A stand-in Redis for unit tests of the client alone: answers the handshake like a
+// real server (with a chosen version) and every EVALSHA/EVAL with a chosen raw reply,
+// so that malformed and hostile replies can be sent. Real behaviour is tested against
+// redis-server (support/redis_server.hpp).
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+namespace phlow::test {
+
+class FakeRedis {
+ public:
+  FakeRedis(std::string version, std::string eval_reply);
+  ~FakeRedis();
+  FakeRedis(const FakeRedis&) = delete;
+  FakeRedis& operator=(const FakeRedis&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  int evals_seen() const { return evals_.load(); }
+
+ private:
+  void serve();
+  void serve_connection(int fd);
+  std::string answer(const std::string& command) const;
+
+  std::string version_;
+  std::string eval_reply_;
+  int listen_fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> evals_{0};
+  std::thread thread_;
+};
+
+}  // namespace phlow::test
