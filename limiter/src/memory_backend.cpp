@@ -20,21 +20,38 @@ struct MemoryBackend::Shard {
   struct Entry {
     LimitState state;
     std::int64_t expires_ms = 0;
-    const Limit* limit = nullptr;  // the limit last applied, for eviction merges
+    // The limit last applied, by value without its name: a reload may free the
+    // config the descriptor pointed into before this entry is evicted.
+    Limit params;
+    std::size_t name_hash = 0;
+    bool used = false;
+
+    void remember(const Limit& limit) {
+      if (used && params.requests == limit.requests && params.window_ms == limit.window_ms &&
+          params.algorithm == limit.algorithm && params.burst == limit.burst) {
+        return;
+      }
+      params.requests = limit.requests;
+      params.window_ms = limit.window_ms;
+      params.algorithm = limit.algorithm;
+      params.burst = limit.burst;
+      name_hash = hash_key(limit.name);
+      used = true;
+    }
   };
   struct Overflow {
-    Limit limit;  // a copy: the limit may be gone by the time the slot is read
+    Limit params;
     LimitState state;
     std::int64_t expires_ms = 0;
   };
 
   std::mutex mutex;
   std::unordered_map<std::string, Entry> entries;
-  std::unordered_map<std::string, Overflow> overflow;  // "<limit>\n<slot>"
+  std::unordered_map<std::size_t, Overflow> overflow;  // by overflow_key()
   std::int64_t next_sweep_ms = 0;
 
-  static std::string overflow_key(const Limit& limit, std::size_t hash) {
-    return limit.name + '\n' + std::to_string((hash >> 32) % kOverflowSlots);
+  static std::size_t overflow_key(std::size_t name_hash, std::size_t key_hash) {
+    return name_hash * kOverflowSlots + (key_hash >> 32) % kOverflowSlots;
   }
 
   // `in_use` are the keys of the check in progress: their entries are referenced and
@@ -66,12 +83,11 @@ struct MemoryBackend::Shard {
       if (victim == entries.end() || it->second.expires_ms < victim->second.expires_ms) victim = it;
     }
     if (victim == entries.end()) return;  // everything held is in use: exceed briefly
-    if (victim->second.limit != nullptr && victim->second.expires_ms > now_ms) {
-      const Limit& limit = *victim->second.limit;
-      Overflow& slot = overflow[overflow_key(limit, hash_key(victim->first))];
-      slot.limit = limit;
-      merge_conservatively(limit, slot.state, victim->second.state);
-      slot.expires_ms = expires_at_ms(limit, slot.state);
+    if (const Entry& e = victim->second; e.used && e.expires_ms > now_ms) {
+      Overflow& slot = overflow[overflow_key(e.name_hash, hash_key(victim->first))];
+      slot.params = e.params;
+      merge_conservatively(e.params, slot.state, e.state);
+      slot.expires_ms = expires_at_ms(e.params, slot.state);
     }
     entries.erase(victim);
   }
@@ -81,10 +97,10 @@ struct MemoryBackend::Shard {
     if (auto it = entries.find(d.key); it != entries.end()) return it->second;
     make_room(capacity, now_ms, in_use);
     Entry& entry = entries[d.key];
-    entry.limit = d.limit;
     entry.expires_ms = INT64_MAX;  // set when the check completes
-    if (auto it = overflow.find(overflow_key(*d.limit, hash)); it != overflow.end() &&
-        it->second.expires_ms > now_ms && it->second.limit.algorithm == d.limit->algorithm) {
+    const std::size_t name_hash = hash_key(d.limit->name);
+    if (auto it = overflow.find(overflow_key(name_hash, hash)); it != overflow.end() &&
+        it->second.expires_ms > now_ms && it->second.params.algorithm == d.limit->algorithm) {
       entry.state = it->second.state;  // never more budget than an evicted key had
     }
     return entry;
@@ -130,7 +146,7 @@ Decision MemoryBackend::check(std::span<const Descriptor> descriptors) {
     const Descriptor& d = descriptors[i];
     entries[i] = &shard_for(hashes[i]).find_or_create(d, hashes[i], keys_per_shard_, now_ms,
                                                        descriptors.first(decision.count));
-    entries[i]->limit = d.limit;
+    entries[i]->remember(*d.limit);
     decision.results[i] = evaluate(*d.limit, entries[i]->state, now_us);
   }
   summarize(decision);

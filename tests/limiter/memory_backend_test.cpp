@@ -111,3 +111,21 @@ TEST_CASE("keys: long or unsafe identifiers are hashed - short ones kept") {
   CHECK(build_key("p:", "auth", "a\r\nDEL *").starts_with("p:auth:sha256:"));
   CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
+
+TEST_CASE("memory: entries outlive the Limit objects that created them (config reload)") {
+  auto clock = std::make_shared<ManualClock>();
+  MemoryBackend memory(clock, {.max_keys = 4, .shards = 1});
+  {
+    auto old_limit = std::make_unique<Limit>(log_limit(2, 60'000));
+    for (int i = 0; i < 4; ++i) {
+      const Descriptor d{old_limit.get(), "k:old" + std::to_string(i)};
+      memory.check(std::span(&d, 1));
+    }
+  }  // the old config is gone; its entries remain
+  Limit new_limit = log_limit(2, 60'000);
+  for (int i = 0; i < 20; ++i) {  // evicts the old entries (ASan checks the accesses)
+    const Descriptor d{&new_limit, "k:new" + std::to_string(i)};
+    memory.check(std::span(&d, 1));
+  }
+  CHECK(memory.size() <= 4);
+}
