@@ -1,0 +1,35 @@
+#pragma once
+// Turns a request into the identifiers its limits count by (SPEC.md, "Limit keys").
+// Raw tokens and API keys never leave this class: only their SHA-256.
+
+#include <string>
+
+#include "config/config.hpp"
+#include "gateway/request_view.hpp"
+
+namespace phlow::gateway {
+
+class IdentifierExtractor {
+ public:
+  explicit IdentifierExtractor(const config::Identifiers& settings);
+
+  // Writes the identifier of `key` for `request` into `out` (reusing its capacity)
+  // and returns true; returns false when the request has none (the limit is skipped).
+  //   token_hash  SHA-256 hex of the whole bearer token in Authorization
+  //   agent_id    the agent header, else the (unverified) JWT claim
+  //   ip          client_ip(), IPv6 grouped by ipv6_prefix ("2001:db8:1:2::/64")
+  //   api_key     SHA-256 hex of the api-key header, else of the query parameter
+  //   header:NAME that header's first value
+  bool extract(const config::IdentifierKey& key, const RequestView& request,
+               std::string& out) const;
+
+  // The client address: the peer, or, when the peer is a trusted proxy, the
+  // right-most address of the forwarded header that is not a trusted proxy.
+  // Never empty. Entries that are not IP addresses end the walk (the peer is used).
+  std::string client_ip(const RequestView& request) const;
+
+ private:
+  const config::Identifiers& settings_;  // owned by the config snapshot
+};
+
+}  // namespace phlow::gateway

@@ -1,0 +1,32 @@
+#pragma once
+// The rate-limit headers and the 429 body (SPEC.md, "Responses"), as plain strings.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.hpp"
+#include "limiter/decision.hpp"
+
+namespace phlow::gateway {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// Appends the headers of the limit `index` of `decision` (the rejecting limit for a
+// 429, the most restrictive one otherwise) to `out`, for the families enabled in
+// `families`. `limit_name` and `window_ms` describe that limit.
+//   X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds,
+//   rounded up), Retry-After (seconds, rounded up; only when rejected)
+//   RateLimit-Policy: "name";q=N;w=SECONDS   RateLimit: "name";r=R;t=SECONDS
+void append_rate_limit_headers(const config::ResponseHeaders& families,
+                               const limiter::Decision& decision, int index,
+                               const std::string& limit_name, std::int64_t window_ms,
+                               HeaderList& out);
+
+// {"error":"Rate limit exceeded","code":"RATE_LIMIT","limit":"auth","retry_after":12}
+std::string rate_limited_body(const std::string& limit_name, std::int64_t retry_after_ms);
+
+// {"error":"<message>","code":"<code>"} for the gateway's own error responses.
+std::string error_body(std::string_view message, std::string_view code);
+
+}  // namespace phlow::gateway
