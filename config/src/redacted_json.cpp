@@ -6,7 +6,7 @@
 namespace phlow::config {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::string access_log_text(const AccessLog& log) {
   switch (log.mode) {

@@ -7,8 +7,6 @@
 namespace phlow::config {
 namespace {
 
-using nlohmann::json;
-
 std::string describe_limit(const LimitSpec& spec) {
   const auto& l = spec.limit;
   std::string out = std::to_string(l.requests) + " per " +

@@ -16,6 +16,8 @@ std::string summarize(const Config& config);
 // The whole config in the file's structure, with defaults filled in and durations and
 // sizes spelled as a user would write them. The Redis password and the admin token
 // are replaced by "***". Without secrets, it loads back to an equal Config.
-nlohmann::json to_redacted_json(const Config& config);
+// Ordered, because the order of limits and routes is meaning (plain nlohmann::json
+// would sort the limit names); it converts to nlohmann::json where order is moot.
+nlohmann::ordered_json to_redacted_json(const Config& config);
 
 }  // namespace phlow::config
