@@ -265,3 +265,19 @@ TEST_CASE("syntax errors name the line") {
         Lines{"test.yaml: expected a mapping, got a list",
               "test.yaml: upstreams: missing: at least one upstream is required"});
 }
+
+TEST_CASE("empty or misshapen sections are reported, not crashed on") {
+  CHECK(errors_with("limits:\n  auth:\n") ==
+        Lines{"test.yaml:4: limits.auth: missing requests",
+              "test.yaml:4: limits.auth: missing window (a duration such as 1m) or window_ms",
+              "test.yaml:4: limits.auth: missing key (token_hash, agent_id, ip, api_key or header:NAME)"});
+  CHECK(errors_with("limits: [auth]\n") ==
+        Lines{"test.yaml:3: limits: expected a mapping, got a list",
+              "test.yaml: routes: missing: the default route applies limit \"auth\", which is "
+              "not defined (defined limits: none)"});
+  CHECK(rendered(load_yaml("upstreams: []\n")) ==
+        Lines{"test.yaml:1: upstreams: expected a mapping, got a list"});
+  CHECK(rendered(load_json("[]")) ==
+        Lines{"test.json:1: expected a mapping, got a list",
+              "test.json:1: upstreams: missing: at least one upstream is required"});
+}

@@ -230,3 +230,11 @@ TEST_CASE("expand_env substitutes variables and defaults") {
   auto bad_name = expand_env("${1X}", env);
   CHECK(bad_name.error == "invalid variable name \"1X\" in ${...}");
 }
+
+TEST_CASE("parse_listen_address accepts the IPv6 wildcard") {
+  auto any6 = parse_listen_address("[::]:8080");
+  REQUIRE(any6);
+  CHECK(any6->host == "::");
+  CHECK(any6->ipv6);
+  CHECK(any6->port == 8080);
+}
