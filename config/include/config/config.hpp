@@ -1,0 +1,141 @@
+#pragma once
+// The validated configuration: plain data, immutable once loaded, shared by pointer
+// (std::shared_ptr<const Config>) and swapped whole on reload. Every default here is
+// the one SPEC.md documents. Loading lives in config/loader.hpp.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/cidr.hpp"
+#include "config/limit_spec.hpp"
+#include "config/listen_address.hpp"
+#include "config/url.hpp"
+
+namespace phlow::config {
+
+using std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+struct HttpSettings {
+  milliseconds header_timeout = 10s;       // whole request head (slowloris)
+  milliseconds idle_timeout = 60s;         // keep-alive with no request
+  std::uint64_t max_header_bytes = 16 * 1024;           // past it: 431
+  std::uint64_t max_body_bytes = 100ULL * 1024 * 1024;  // past it: 413
+  std::uint64_t max_connections = 10000;                // past it: 503
+  bool operator==(const HttpSettings&) const = default;
+};
+
+enum class AccessLogMode : std::uint8_t { stdout_lines, off, file };
+
+struct AccessLog {
+  AccessLogMode mode = AccessLogMode::stdout_lines;
+  std::string path;  // only for `file`
+  bool operator==(const AccessLog&) const = default;
+};
+
+// The spdlog levels, by the names spdlog prints.
+enum class LogLevel : std::uint8_t { trace, debug, info, warn, error, critical, off };
+
+enum class OnFailure : std::uint8_t { fallback, allow, deny };
+
+struct RedisSettings {
+  std::string url;  // empty: no Redis, in-memory limits only
+  std::string key_prefix = "phlow:ratelimit:";
+  milliseconds timeout = 50ms;  // deadline of one limit check
+  OnFailure on_failure = OnFailure::fallback;
+  std::uint32_t fallback_share = 0;  // 0 = auto (live gateways seen in Redis), else N
+  bool operator==(const RedisSettings&) const = default;
+};
+
+struct AdminSettings {
+  ListenAddress listen{"127.0.0.1", 9090, false};
+  std::string token;  // empty: /admin/* needs no bearer token
+  bool operator==(const AdminSettings&) const = default;
+};
+
+struct Upstream {
+  std::string name;
+  UpstreamUrl url;
+  milliseconds connect_timeout = 2s;
+  milliseconds timeout = 30s;
+  std::uint32_t max_idle_connections = 64;
+  bool operator==(const Upstream&) const = default;
+};
+
+struct RouteMatch {
+  std::string path_prefix = "/";
+  std::vector<std::string> methods;  // uppercase; empty matches every method
+  std::optional<std::string> host;   // lowercase; matches the Host header sans port
+  bool operator==(const RouteMatch&) const = default;
+};
+
+struct Route {
+  RouteMatch match;
+  std::string upstream;             // name, for logs and metrics
+  std::size_t upstream_index = 0;   // into Config::upstreams
+  std::vector<std::size_t> limits;  // into Config::limits, at most 16, no duplicates
+  bool operator==(const Route&) const = default;
+};
+
+struct AgentIdSettings {
+  std::string header = "X-Phlow-Agent-Id";
+  std::string jwt_claim = "agent_id";
+  bool operator==(const AgentIdSettings&) const = default;
+};
+
+struct ApiKeySettings {
+  std::string header = "X-API-Key";
+  std::string query = "api_key";
+  bool operator==(const ApiKeySettings&) const = default;
+};
+
+struct IpSettings {
+  std::vector<Cidr> trusted_proxies;
+  std::string forwarded_header = "X-Forwarded-For";
+  int ipv6_prefix = 64;  // IPv6 clients are grouped by this prefix
+  bool operator==(const IpSettings&) const = default;
+};
+
+struct Identifiers {
+  AgentIdSettings agent_id;
+  ApiKeySettings api_key;
+  IpSettings ip;
+  bool operator==(const Identifiers&) const = default;
+};
+
+struct ResponseHeaders {
+  bool x_ratelimit = true;  // X-RateLimit-Limit/-Remaining/-Reset, Retry-After
+  bool ietf = false;        // RateLimit-Policy / RateLimit structured fields
+  bool operator==(const ResponseHeaders&) const = default;
+};
+
+struct Config {
+  ListenAddress listen{"0.0.0.0", 8080, false};
+  unsigned threads = 0;  // 0 = one per core
+  milliseconds shutdown_grace = 10s;
+  HttpSettings http;
+  AccessLog access_log;
+  LogLevel log_level = LogLevel::info;
+  RedisSettings redis;
+  AdminSettings admin;
+  std::vector<Upstream> upstreams;  // in file order
+  std::vector<LimitSpec> limits;    // in file order; routes refer to them by index
+  std::vector<Route> routes;        // first match wins
+  Identifiers identifiers;
+  ResponseHeaders response_headers;
+  bool shadow_mode = false;  // count and log, never reject
+
+  // Index into limits / upstreams of the entry named `name`, or nullopt.
+  std::optional<std::size_t> find_limit(const std::string& name) const;
+  std::optional<std::size_t> find_upstream(const std::string& name) const;
+  bool operator==(const Config&) const = default;
+};
+
+std::string_view to_string(LogLevel level);
+std::string_view to_string(OnFailure on_failure);
+
+}  // namespace phlow::config

@@ -1,0 +1,44 @@
+#pragma once
+// The two kinds of URL the config names: upstreams (plain HTTP) and Redis.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace phlow::config {
+
+struct UpstreamUrl {
+  std::string scheme = "http";
+  std::string host;             // name or address; IPv6 without brackets
+  std::uint16_t port = 80;
+  std::string base_path;        // "" or "/api" (no trailing slash): prefixed to paths
+
+  // "http://host:port/base", parseable by parse_upstream_url.
+  std::string to_string() const;
+  bool operator==(const UpstreamUrl&) const = default;
+};
+
+// Parses http://host[:port][/base]. Returns nullopt and sets *why when given.
+// Only http is accepted: TLS to upstreams is not implemented, and silently
+// speaking plain text to an https:// URL would be worse than refusing.
+std::optional<UpstreamUrl> parse_upstream_url(std::string_view text, std::string* why = nullptr);
+
+struct RedisUrl {
+  bool tls = false;             // rediss://
+  std::string username;         // empty unless user:password@
+  std::string password;
+  std::string host;
+  std::uint16_t port = 6379;
+  int db = 0;
+  bool operator==(const RedisUrl&) const = default;
+};
+
+// Parses redis://[[user]:password@]host[:port][/db] and rediss://...
+std::optional<RedisUrl> parse_redis_url(std::string_view text, std::string* why = nullptr);
+
+// `url` with any password replaced by "***", for logs and --check output.
+// A URL that does not parse is replaced whole: it might still hold a secret.
+std::string redact_redis_url(std::string_view url);
+
+}  // namespace phlow::config

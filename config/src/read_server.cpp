@@ -1,0 +1,132 @@
+// The process-wide sections: listeners, HTTP limits, logging, Redis, admin,
+// identifiers and response headers.
+
+#include "config/env.hpp"
+#include "sections.hpp"
+
+namespace phlow::config {
+
+ListenAddress read_listen(ObjectReader& reader, std::string_view key, ListenAddress fallback) {
+  auto text = reader.optional_string(key);
+  if (!text) return fallback;
+  std::string why;
+  if (auto address = parse_listen_address(*text, &why)) return *address;
+  reader.diagnostics().error(reader.path().key(key),
+                             "invalid listen address \"" + *text + "\": " + why);
+  return fallback;
+}
+
+void read_server(ObjectReader& top, Config& out) {
+  out.listen = read_listen(top, "listen", out.listen);
+  out.threads = static_cast<unsigned>(top.integer("threads", out.threads, 0, 1024));
+  out.shutdown_grace = top.duration("shutdown_grace", out.shutdown_grace);
+  out.shadow_mode = top.boolean("shadow_mode", out.shadow_mode);
+
+  ObjectReader http = top.object("http");
+  auto& h = out.http;
+  h.header_timeout = http.duration("header_timeout", h.header_timeout);
+  h.idle_timeout = http.duration("idle_timeout", h.idle_timeout);
+  h.max_header_bytes = http.size("max_header_bytes", h.max_header_bytes);
+  h.max_body_bytes = http.size("max_body_bytes", h.max_body_bytes);
+  h.max_connections = static_cast<std::uint64_t>(
+      http.integer("max_connections", static_cast<std::int64_t>(h.max_connections), 1, 10'000'000));
+  http.finish();
+}
+
+void read_logging(ObjectReader& top, Config& out) {
+  out.log_level = top.choice("log_level", out.log_level,
+                             {{"trace", LogLevel::trace}, {"debug", LogLevel::debug},
+                              {"info", LogLevel::info}, {"warn", LogLevel::warn},
+                              {"error", LogLevel::error}, {"critical", LogLevel::critical},
+                              {"off", LogLevel::off}});
+  auto text = top.optional_string("access_log");
+  if (!text) return;
+  if (*text == "stdout") {
+    out.access_log = {AccessLogMode::stdout_lines, {}};
+  } else if (*text == "off") {
+    out.access_log = {AccessLogMode::off, {}};
+  } else if (text->find('/') != std::string::npos) {
+    out.access_log = {AccessLogMode::file, *text};
+  } else {
+    // Requiring a '/' keeps a typo such as "of" from becoming a file named "of".
+    top.diagnostics().error(top.path().key("access_log"),
+                            "expected stdout, off or a file path containing '/' "
+                            "(such as ./access.log), got \"" + *text + "\"");
+  }
+}
+
+void read_redis(ObjectReader& top, const Env& env, RedisSettings& out) {
+  ObjectReader redis = top.object("redis");
+  out.url = redis.string("url", out.url);
+  if (out.url.empty() && env) out.url = env("REDIS_URL").value_or("");
+  if (!out.url.empty()) {
+    std::string why;
+    if (!parse_redis_url(out.url, &why)) {
+      redis.diagnostics().error(redis.path().key("url"),
+                                "invalid Redis URL \"" + redact_redis_url(out.url) + "\": " + why);
+    }
+  }
+  out.key_prefix = redis.string("key_prefix", out.key_prefix);
+  out.timeout = redis.duration("timeout", out.timeout);
+  out.on_failure = redis.choice("on_failure", out.on_failure,
+                                {{"fallback", OnFailure::fallback},
+                                 {"allow", OnFailure::allow},
+                                 {"deny", OnFailure::deny}});
+  if (auto share = redis.get("fallback_share")) {
+    if (share->value->is_string() && share->value->get<std::string>() == "auto") {
+      out.fallback_share = 0;
+    } else {
+      out.fallback_share = static_cast<std::uint32_t>(redis.integer("fallback_share", 0, 1, 10'000));
+    }
+  }
+  redis.finish();
+}
+
+void read_admin(ObjectReader& top, AdminSettings& out) {
+  ObjectReader admin = top.object("admin");
+  out.listen = read_listen(admin, "listen", out.listen);
+  out.token = admin.string("token", out.token);
+  admin.finish();
+}
+
+void read_identifiers(ObjectReader& top, Identifiers& out) {
+  ObjectReader identifiers = top.object("identifiers");
+  ObjectReader agent = identifiers.object("agent_id");
+  out.agent_id.header = agent.string("header", out.agent_id.header);
+  out.agent_id.jwt_claim = agent.string("jwt_claim", out.agent_id.jwt_claim);
+  agent.finish();
+  ObjectReader api_key = identifiers.object("api_key");
+  out.api_key.header = api_key.string("header", out.api_key.header);
+  out.api_key.query = api_key.string("query", out.api_key.query);
+  api_key.finish();
+  ObjectReader ip = identifiers.object("ip");
+  for (const auto& [text, path] : ip.string_list("trusted_proxies")) {
+    std::string why;
+    if (auto cidr = parse_cidr(text, &why)) {
+      out.ip.trusted_proxies.push_back(*cidr);
+    } else {
+      ip.diagnostics().error(path, "invalid CIDR \"" + text + "\": " + why);
+    }
+  }
+  out.ip.forwarded_header = ip.string("forwarded_header", out.ip.forwarded_header);
+  out.ip.ipv6_prefix = static_cast<int>(ip.integer("ipv6_prefix", out.ip.ipv6_prefix, 1, 128));
+  ip.finish();
+  identifiers.finish();
+}
+
+void read_response_headers(ObjectReader& top, ResponseHeaders& out) {
+  if (!top.has("response_headers")) return;
+  auto families = top.string_list("response_headers");
+  out = {false, false};
+  for (const auto& [name, path] : families) {
+    if (name == "x-ratelimit") {
+      out.x_ratelimit = true;
+    } else if (name == "ietf") {
+      out.ietf = true;
+    } else {
+      top.diagnostics().error(path, "expected x-ratelimit or ietf, got \"" + name + "\"");
+    }
+  }
+}
+
+}  // namespace phlow::config

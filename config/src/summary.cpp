@@ -1,0 +1,67 @@
+#include "config/summary.hpp"
+
+#include <sstream>
+
+#include "config/units.hpp"
+
+namespace phlow::config {
+namespace {
+
+std::string describe_limit(const LimitSpec& spec) {
+  const auto& l = spec.limit;
+  std::string out = std::to_string(l.requests) + " per " +
+                    format_duration(std::chrono::milliseconds(l.window_ms)) + ", " +
+                    std::string(limiter::to_string(l.algorithm));
+  if (l.algorithm == limiter::Algorithm::token_bucket) {
+    out += " (burst " + std::to_string(l.effective_burst()) + ")";
+  }
+  out += ", key " + spec.key.to_string();
+  if (l.shadow) out += ", shadow";
+  return out;
+}
+
+std::string describe_redis(const RedisSettings& redis) {
+  if (redis.url.empty()) return "disabled: limits are kept in memory, per instance";
+  return redact_redis_url(redis.url) + " (timeout " + format_duration(redis.timeout) +
+         ", on failure: " + std::string(to_string(redis.on_failure)) + ", fallback share " +
+         (redis.fallback_share == 0 ? std::string("auto") : std::to_string(redis.fallback_share)) +
+         ")";
+}
+
+std::string describe_route(const Config& config, const Route& route) {
+  std::string methods;
+  for (const auto& m : route.match.methods) methods += (methods.empty() ? "" : ",") + m;
+  std::string out = (methods.empty() ? "*" : methods) + " " + route.match.path_prefix;
+  if (route.match.host) out += " (host " + *route.match.host + ")";
+  out += " -> " + route.upstream + ", limits: ";
+  std::string names;
+  for (auto index : route.limits) names += (names.empty() ? "" : ", ") + config.limits[index].name();
+  return out + (names.empty() ? "none" : names);
+}
+
+}  // namespace
+
+std::string summarize(const Config& config) {
+  std::ostringstream out;
+  out << "listen     " << config.listen.to_string() << " (threads: "
+      << (config.threads == 0 ? std::string("one per core") : std::to_string(config.threads))
+      << ")\n";
+  out << "admin      " << config.admin.listen.to_string()
+      << (config.admin.token.empty() ? " (no token)" : " (token required)") << "\n";
+  out << "redis      " << describe_redis(config.redis) << "\n";
+  if (config.shadow_mode) out << "shadow     on: limits are counted and logged, never enforced\n";
+  out << "upstreams\n";
+  for (const auto& u : config.upstreams) {
+    out << "  " << u.name << ": " << u.url.to_string() << " (connect " << format_duration(u.connect_timeout)
+        << ", timeout " << format_duration(u.timeout) << ")\n";
+  }
+  out << "routes (first match wins)\n";
+  for (std::size_t i = 0; i < config.routes.size(); ++i) {
+    out << "  [" << i << "] " << describe_route(config, config.routes[i]) << "\n";
+  }
+  out << "limits\n";
+  for (const auto& spec : config.limits) out << "  " << spec.name() << ": " << describe_limit(spec) << "\n";
+  return out.str();
+}
+
+}  // namespace phlow::config

@@ -1,0 +1,108 @@
+// YAML -> Document, with yaml-cpp. yaml-cpp hands out every scalar as text, so the
+// typing of plain scalars (int, float, bool, null) is done here.
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <regex>
+
+#include "document.hpp"
+#include "path.hpp"
+
+namespace phlow::config {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json typed_scalar(const YAML::Node& node) {
+  const std::string& text = node.Scalar();
+  if (node.Tag() != "?") return text;  // quoted ("!") or explicitly tagged
+  if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") {
+    return nullptr;
+  }
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  std::int64_t integer = 0;
+  const char* begin = text.data() + (text[0] == '+' ? 1 : 0);
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, integer);
+  if (ec == std::errc{} && ptr == end) return integer;
+  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  if (std::regex_match(text, kFloat)) return std::stod(text);
+  return text;
+}
+
+class YamlConverter {
+ public:
+  explicit YamlConverter(Document& doc) : doc_(doc) {}
+
+  Json convert(const YAML::Node& node, const Path& path) {
+    switch (node.Type()) {
+      case YAML::NodeType::Scalar: return typed_scalar(node);
+      case YAML::NodeType::Sequence: return sequence(node, path);
+      case YAML::NodeType::Map: return map(node, path);
+      default: return nullptr;
+    }
+  }
+
+ private:
+  void mark(const Path& path, const YAML::Mark& mark) {
+    if (!mark.is_null()) doc_.lines.emplace(path.pointer(), mark.line + 1);
+  }
+
+  Json sequence(const YAML::Node& node, const Path& path) {
+    Json out = Json::array();
+    std::size_t i = 0;
+    for (const auto& element : node) {
+      const Path child = path.index(i++);
+      mark(child, element.Mark());
+      out.push_back(convert(element, child));
+    }
+    return out;
+  }
+
+  Json map(const YAML::Node& node, const Path& path) {
+    Json out = Json::object();
+    for (const auto& entry : node) {
+      if (!entry.first.IsScalar()) {
+        error(path, entry.first.Mark(), "keys must be plain strings");
+        continue;
+      }
+      const std::string key = entry.first.Scalar();
+      const Path child = path.key(key);
+      if (out.contains(key)) {
+        error(child, entry.first.Mark(), "duplicate key \"" + key + "\"");
+        continue;
+      }
+      mark(child, entry.first.Mark());
+      out[key] = convert(entry.second, child);
+    }
+    return out;
+  }
+
+  void error(const Path& path, const YAML::Mark& mark, std::string message) {
+    doc_.errors.push_back({doc_.file, mark.is_null() ? 0 : mark.line + 1, path.display(),
+                           std::move(message)});
+  }
+
+  Document& doc_;
+};
+
+}  // namespace
+
+Document read_yaml(std::string_view text, const std::string& file) {
+  Document doc;
+  doc.file = file;
+  try {
+    const YAML::Node root = YAML::Load(std::string(text));
+    YamlConverter converter(doc);
+    doc.tree = converter.convert(root, Path{});
+    if (doc.tree.is_null()) doc.tree = Json::object();  // an empty file
+  } catch (const YAML::Exception& e) {
+    doc.errors.push_back({file, e.mark.is_null() ? 0 : e.mark.line + 1, "",
+                          "invalid YAML: " + e.msg});
+  }
+  return doc;
+}
+
+}  // namespace phlow::config
