@@ -1,0 +1,29 @@
+#pragma once
+// One loaded configuration and what the data path derives from it. Immutable; shared
+// by pointer; a reload builds a new one and hands it to every worker.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "gateway/identifier_extractor.hpp"
+#include "limiter/limit.hpp"
+
+namespace phlow::gateway {
+
+struct Snapshot {
+  std::shared_ptr<const config::Config> config;
+  // The limits as enforced (global shadow_mode applied), indexed like config->limits.
+  // Descriptors point into this vector while a request holds the snapshot.
+  std::vector<limiter::Limit> limits;
+  // "host:port" per upstream, indexed like config->upstreams: the pool's key.
+  std::vector<std::string> upstream_keys;
+  IdentifierExtractor identifiers;
+  std::uint64_t generation = 0;
+
+  Snapshot(std::shared_ptr<const config::Config> config, std::uint64_t generation);
+};
+
+}  // namespace phlow::gateway

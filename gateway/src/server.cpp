@@ -1,0 +1,159 @@
+#include "gateway/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <thread>
+
+#include "config/loader.hpp"
+#include "gateway/snapshot.hpp"
+#include "gateway/worker.hpp"
+
+namespace phlow::gateway {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+std::string redis_endpoint(const std::string& url) {
+  auto parsed = limiter::parse_redis_url(url);
+  if (auto* u = std::get_if<limiter::RedisUrl>(&parsed)) return u->endpoint();
+  return "redis";
+}
+
+// Binds `address` with SO_REUSEPORT so that every worker accepts on the same port and
+// the kernel spreads connections without a lock between workers.
+tcp::acceptor bind_acceptor(net::io_context& io, const tcp::endpoint& endpoint) {
+  tcp::acceptor acceptor(io);
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  const int one = 1;
+  ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  acceptor.bind(endpoint);
+  acceptor.listen(net::socket_base::max_listen_connections);
+  return acceptor;
+}
+
+}  // namespace
+
+Server::Server(std::shared_ptr<const config::Config> config, std::string config_path)
+    : config_(std::move(config)), config_path_(std::move(config_path)),
+      memory_(std::make_shared<limiter::MemoryBackend>()) {
+  if (!config_->redis.url.empty()) {
+    redis_health_ = std::make_shared<limiter::RedisHealth>(redis_endpoint(config_->redis.url));
+  }
+}
+
+Server::~Server() = default;
+
+bool Server::try_open_connection(std::uint64_t max_connections) {
+  if (open_connections_.fetch_add(1, std::memory_order_relaxed) >= max_connections) {
+    open_connections_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+bool Server::bind_all() {
+  const auto& listen = config_->listen;
+  tcp::endpoint endpoint(net::ip::make_address(listen.host), listen.port);
+  try {
+    for (auto& worker : workers_) {
+      tcp::acceptor acceptor = bind_acceptor(worker->io(), endpoint);
+      endpoint = acceptor.local_endpoint();  // port 0: the others join the port chosen
+      worker->start(std::move(acceptor));
+    }
+  } catch (const boost::system::system_error& e) {
+    spdlog::error("cannot listen on {}: {}", listen.to_string(), e.code().message());
+    return false;
+  }
+  spdlog::info("phlow-gateway listening on {}:{} with {} worker(s)",
+               endpoint.address().to_string(), endpoint.port(), workers_.size());
+  return true;
+}
+
+int Server::run() {
+  unsigned threads = config_->threads;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  auto snapshot = std::make_shared<const Snapshot>(config_, generation_);
+  for (unsigned i = 0; i < threads; ++i) {
+    workers_.push_back(std::make_unique<Worker>(*this, snapshot, memory_, redis_health_));
+  }
+  if (redis_health_) {
+    // Bounded: the first checks should not fall back only because connecting is slow.
+    redis_health_->wait_settled(std::chrono::milliseconds(1100));
+  } else {
+    spdlog::info("no Redis configured: limits are in memory, per instance");
+  }
+  net::io_context signals_io;
+  net::signal_set signals(signals_io, SIGINT, SIGTERM, SIGHUP);
+  if (!bind_all()) {
+    for (auto& worker : workers_) worker->stop();
+    return 1;
+  }
+  bool stopping = false;
+  std::function<void(const boost::system::error_code&, int)> on_signal;
+  on_signal = [&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    if (signal == SIGHUP) {
+      reload();
+      signals.async_wait(on_signal);
+      return;
+    }
+    if (stopping) return;
+    stopping = true;
+    spdlog::info("signal {}: draining (grace {} ms)", signal, config_->shutdown_grace.count());
+    drain_and_stop();
+    signals_io.stop();
+  };
+  signals.async_wait(on_signal);
+  signals_io.run();
+  return 0;
+}
+
+void Server::drain_and_stop() {
+  draining_ = true;
+  for (auto& worker : workers_) {
+    worker->stop_accepting();
+    worker->close_idle();
+  }
+  const auto deadline = std::chrono::steady_clock::now() + config_->shutdown_grace;
+  while (open_connections_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (open_connections_.load() > 0) {
+    spdlog::warn("grace period over: closing {} connection(s)", open_connections_.load());
+  }
+  for (auto& worker : workers_) worker->stop();
+  for (auto& worker : workers_) worker->join();
+  spdlog::info("stopped");
+}
+
+void Server::reload() {
+  if (config_path_.empty()) {
+    spdlog::warn("SIGHUP: no config file to reload (zero-config mode)");
+    return;
+  }
+  config::LoadResult loaded = config::load_config_file(config_path_);
+  if (!loaded.ok()) {
+    spdlog::error("reload of {} failed; the running config stays in force:\n{}", config_path_,
+                  config::format_errors(loaded.errors));
+    return;
+  }
+  const config::Config& next = *loaded.config;
+  if (!(next.listen == config_->listen) || next.threads != config_->threads ||
+      !(next.redis == config_->redis) || !(next.admin == config_->admin)) {
+    spdlog::warn("reload: listen, threads, redis and admin changes take effect on restart only");
+  }
+  config_ = loaded.config;
+  auto snapshot = std::make_shared<const Snapshot>(config_, ++generation_);
+  for (auto& worker : workers_) worker->replace_snapshot(snapshot);
+  spdlog::info("config reloaded from {} (generation {})", config_path_, generation_);
+}
+
+}  // namespace phlow::gateway

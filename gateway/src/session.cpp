@@ -1,0 +1,402 @@
+// The data path: session -> router -> identifier extractor -> limiter ->
+// (upstream relay | 429). The only translation unit with Beast's HTTP parser.
+#include "gateway/session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "gateway/rate_limit_response.hpp"
+#include "gateway/router.hpp"
+#include "gateway/server.hpp"
+#include "gateway/worker.hpp"
+#include "limiter/descriptor.hpp"
+#include "relay.hpp"
+
+namespace phlow::gateway {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using boost::system::error_code;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+namespace {
+
+using RequestParser = http::request_parser<http::buffer_body>;
+using ResponseParser = http::response_parser<http::buffer_body>;
+constexpr std::size_t kRelayBuffer = 16 * 1024;
+constexpr std::uint64_t kMaxUpstreamHeader = 64 * 1024;
+constexpr std::uint64_t kDrainLimit = 64 * 1024;  // unread bodies up to this are skipped
+
+bool is_parse_error(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_target).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message &&
+         ec != http::error::need_buffer;
+}
+
+class FieldsSource final : public HeaderSource {
+ public:
+  explicit FieldsSource(const http::fields& fields) : fields_(fields) {}
+  void for_each(std::string_view name,
+                const std::function<void(std::string_view)>& fn) const override {
+    for (auto [it, end] = fields_.equal_range(name); it != end; ++it) fn(it->value());
+  }
+
+ private:
+  const http::fields& fields_;
+};
+
+bool is_idempotent(http::verb v) {
+  return v == http::verb::get || v == http::verb::head || v == http::verb::options ||
+         v == http::verb::put || v == http::verb::delete_ || v == http::verb::trace;
+}
+
+// Removes the hop-by-hop headers (RFC 9110 7.6.1): Connection and what it names,
+// Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding (re-framed), Upgrade.
+void strip_hop_by_hop(http::fields& fields) {
+  std::vector<std::string> named;
+  for (auto [it, end] = fields.equal_range(http::field::connection); it != end; ++it) {
+    for (auto token : http::token_list(it->value())) named.emplace_back(token);
+  }
+  for (const auto& name : named) fields.erase(name);
+  for (auto f : {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
+                 http::field::proxy_authenticate, http::field::proxy_authorization, http::field::te,
+                 http::field::trailer, http::field::transfer_encoding, http::field::upgrade}) {
+    fields.erase(f);
+  }
+}
+
+std::string lowercase_host(std::string_view host) {
+  if (host.starts_with('[')) host = host.substr(0, host.find(']') + 1);
+  else host = host.substr(0, host.find(':'));
+  std::string out(host);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+
+std::string random_request_id(std::mt19937_64& random) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    std::uint64_t bits = random();
+    for (int i = 0; i < 16; ++i, bits >>= 4) id[static_cast<std::size_t>(half * 16 + i)] = kHex[bits & 15];
+  }
+  return id;
+}
+
+class Session {
+ public:
+  Session(Worker& worker, net::ip::tcp::socket socket)
+      : worker_(worker), client_(std::move(socket)) {
+    error_code ec;
+    auto endpoint = client_.socket().remote_endpoint(ec);
+    if (!ec) {
+      auto address = endpoint.address();
+      if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+        address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+      }
+      peer_ip_ = address.to_string();
+    }
+  }
+
+  net::awaitable<void> run();
+
+ private:
+  net::awaitable<bool> handle_request();
+  net::awaitable<bool> wait_for_request();
+  net::awaitable<bool> forward(RequestParser& parser, const config::Route& route,
+                               const limiter::Decision& decision, bool keep_alive);
+  net::awaitable<void> send(http::status status, std::string body, const HeaderList& extra,
+                            bool keep_alive);
+  net::awaitable<bool> drain_body(RequestParser& parser);
+  void prepare_upstream_request(http::request<http::buffer_body>& req, const config::Upstream& up,
+                                bool chunked, std::optional<std::uint64_t> length);
+  void add_limit_headers(const limiter::Decision& decision, HeaderList& out) const;
+  net::awaitable<bool> relay_response(ResponseParser& response, UpstreamPool::Lease lease,
+                                      const config::Upstream& up, const std::string& pool_key,
+                                      const HeaderList& limit_headers, bool keep_alive);
+
+  Worker& worker_;
+  beast::tcp_stream client_;
+  beast::flat_buffer buffer_;
+  beast::flat_buffer upstream_buffer_;  // bytes read from the upstream of this request
+  std::string peer_ip_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  std::vector<limiter::Descriptor> descriptors_;
+  std::vector<std::size_t> descriptor_limits_;  // config limit index per descriptor
+  std::string identifier_;
+};
+
+net::awaitable<void> Session::run() {
+  try {
+    while (co_await handle_request()) {
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("session from {} ended by an unexpected error: {}", peer_ip_, e.what());
+  }
+  error_code ignored;
+  client_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+  client_.close();
+}
+
+// Waits for the first byte of the next request within the idle timeout, so that the
+// header timeout measures only the time a request takes to arrive.
+net::awaitable<bool> Session::wait_for_request() {
+  if (buffer_.size() > 0) co_return true;
+  if (worker_.server().draining()) co_return false;
+  client_.expires_after(worker_.snapshot()->config->http.idle_timeout);
+  worker_.add_idle(&client_.socket());
+  auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
+  worker_.remove_idle(&client_.socket());
+  if (ec) co_return false;
+  buffer_.commit(n);
+  co_return true;
+}
+
+net::awaitable<bool> Session::handle_request() {
+  if (!co_await wait_for_request()) co_return false;
+  snapshot_ = worker_.snapshot();  // one config for the whole request
+  const config::Config& cfg = *snapshot_->config;
+
+  RequestParser parser;
+  parser.header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg.http.max_header_bytes, UINT32_MAX)));
+  parser.body_limit(cfg.http.max_body_bytes);
+  client_.expires_after(cfg.http.header_timeout);
+  auto [ec, n] = co_await http::async_read_header(client_, buffer_, parser, use_tuple);
+  if (ec == http::error::header_limit) {
+    co_await send(http::status::request_header_fields_too_large,
+                  error_body("Request header fields too large", "HEADERS_TOO_LARGE"), {}, false);
+    co_return false;
+  }
+  if (ec == http::error::body_limit) {
+    co_await send(http::status::payload_too_large,
+                  error_body("Request body too large", "BODY_TOO_LARGE"), {}, false);
+    co_return false;
+  }
+  if (is_parse_error(ec)) {
+    co_await send(http::status::bad_request, error_body("Malformed request", "BAD_REQUEST"), {}, false);
+    co_return false;
+  }
+  if (ec) co_return false;  // closed, timed out or reset: nobody to answer
+
+  auto& req = parser.get();
+  const bool keep_alive = req.keep_alive() && !worker_.server().draining();
+  const std::string host = lowercase_host(req[http::field::host]);
+  FieldsSource headers(req);
+  const RequestView view{req.method_string(), req.target(), host, peer_ip_, headers};
+
+  const config::Route* route = match_route(cfg, view);
+  if (route == nullptr) {
+    const bool reusable = co_await drain_body(parser);
+    co_await send(http::status::not_found, error_body("No route matches", "NO_ROUTE"), {},
+                  keep_alive && reusable);
+    co_return keep_alive && reusable;
+  }
+
+  descriptors_.clear();
+  descriptor_limits_.clear();
+  for (std::size_t index : route->limits) {
+    const config::LimitSpec& spec = cfg.limits[index];
+    if (!snapshot_->identifiers.extract(spec.key, view, identifier_)) continue;  // skipped
+    limiter::Descriptor d;
+    d.limit = &snapshot_->limits[index];
+    limiter::build_key(d.key, cfg.redis.key_prefix, spec.name(), identifier_);
+    descriptors_.push_back(std::move(d));
+    descriptor_limits_.push_back(index);
+  }
+  limiter::Decision decision;
+  if (!descriptors_.empty()) {
+    if (auto now = worker_.limiter().try_check_now(descriptors_)) {
+      decision = *now;
+    } else {
+      decision = co_await worker_.limiter().async_check(descriptors_, net::use_awaitable);
+    }
+  }
+  if (!decision.allowed) {
+    HeaderList extra;
+    add_limit_headers(decision, extra);
+    const auto& rejected = cfg.limits[descriptor_limits_[decision.rejected_by]];
+    const bool reusable = co_await drain_body(parser);
+    co_await send(http::status::too_many_requests,
+                  rate_limited_body(rejected.name(), decision.results[decision.rejected_by].retry_after_ms),
+                  extra, keep_alive && reusable);
+    co_return keep_alive && reusable;
+  }
+  co_return co_await forward(parser, *route, decision, keep_alive);
+}
+
+void Session::add_limit_headers(const limiter::Decision& decision, HeaderList& out) const {
+  const int index = decision.allowed ? decision.most_restrictive : decision.rejected_by;
+  if (index == limiter::kNone) return;
+  const auto& spec = snapshot_->config->limits[descriptor_limits_[index]];
+  append_rate_limit_headers(snapshot_->config->response_headers, decision, index, spec.name(),
+                            spec.limit.window_ms, out);
+}
+
+// Skips a small unread request body so the connection can carry the next request.
+// Returns false when the body is too large (or broken): the connection must close.
+net::awaitable<bool> Session::drain_body(RequestParser& parser) {
+  if (parser.is_done()) co_return true;
+  if (parser.chunked() || !parser.content_length() || *parser.content_length() > kDrainLimit) {
+    co_return false;
+  }
+  std::array<char, 4096> sink;
+  while (!parser.is_done()) {
+    parser.get().body().data = sink.data();
+    parser.get().body().size = sink.size();
+    auto [ec, n] = co_await http::async_read(client_, buffer_, parser, use_tuple);
+    if (ec && ec != http::error::need_buffer) co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<void> Session::send(http::status status, std::string body, const HeaderList& extra,
+                                   bool keep_alive) {
+  http::response<http::string_body> res{status, 11};
+  res.set(http::field::content_type, "application/json");
+  for (const auto& [name, value] : extra) res.insert(name, value);
+  res.body() = std::move(body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  client_.expires_after(snapshot_ ? snapshot_->config->http.idle_timeout : std::chrono::seconds(10));
+  co_await http::async_write(client_, res, use_tuple);
+}
+
+void Session::prepare_upstream_request(http::request<http::buffer_body>& req,
+                                       const config::Upstream& up, bool chunked,
+                                       std::optional<std::uint64_t> length) {
+  strip_hop_by_hop(req);
+  req.erase(http::field::expect);  // the gateway answered 100-continue itself
+  std::string forwarded(req["X-Forwarded-For"]);
+  forwarded = forwarded.empty() ? peer_ip_ : forwarded + ", " + peer_ip_;
+  req.set("X-Forwarded-For", forwarded);
+  req.set("X-Forwarded-Proto", "http");
+  if (req["X-Request-Id"].empty()) req.set("X-Request-Id", random_request_id(worker_.random()));
+  if (!up.url.base_path.empty()) req.target(up.url.base_path + std::string(req.target()));
+  req.version(11);
+  if (chunked) {
+    req.chunked(true);
+  } else if (length) {
+    req.content_length(*length);
+  }
+  req.keep_alive(true);
+}
+
+// Relays the request upstream and the response back. Returns whether the client
+// connection can carry another request.
+net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route& route,
+                                      const limiter::Decision& decision, bool keep_alive) {
+  const config::Config& cfg = *snapshot_->config;
+  const config::Upstream& up = cfg.upstreams[route.upstream_index];
+  const std::string& pool_key = snapshot_->upstream_keys[route.upstream_index];
+  auto& req = parser.get();
+  const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
+  const bool head = req.method() == http::verb::head;
+  const bool retryable = is_idempotent(req.method()) && parser.is_done();
+  std::optional<std::uint64_t> length;
+  if (parser.content_length()) length = *parser.content_length();
+  prepare_upstream_request(req, up, parser.chunked(), length);
+
+  HeaderList limit_headers;
+  add_limit_headers(decision, limit_headers);
+
+  UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key);
+  for (int attempt = 0;; ++attempt) {
+    if (lease.error) {
+      const bool timed_out = lease.error == beast::error::timeout;
+      co_await send(timed_out ? http::status::gateway_timeout : http::status::bad_gateway,
+                    error_body(timed_out ? "Upstream connect timed out" : "Upstream unreachable",
+                               timed_out ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"),
+                    {}, false);
+      co_return false;
+    }
+    if (expect_continue && attempt == 0) {
+      http::response<http::empty_body> cont{http::status::continue_, 11};
+      client_.expires_after(cfg.http.idle_timeout);
+      auto [cec, cn] = co_await http::async_write(client_, cont, use_tuple);
+      if (cec) co_return false;
+    }
+    auto& upstream = *lease.stream;
+    const auto sent = co_await detail::relay(client_, buffer_, parser, cfg.http.idle_timeout,
+                                             upstream, up.timeout);
+    if (sent.error) {
+      if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
+        co_await send(http::status::payload_too_large,
+                      error_body("Request body too large", "BODY_TOO_LARGE"), {}, false);
+      } else if (sent.side == detail::RelaySide::out && lease.reused && retryable && attempt == 0) {
+        lease = co_await worker_.upstreams().acquire(up, pool_key, true);
+        continue;  // a pooled connection the upstream had closed: once more, fresh
+      } else if (sent.side == detail::RelaySide::out) {
+        co_await send(http::status::bad_gateway,
+                      error_body("Upstream failed while receiving the request", "UPSTREAM_ERROR"),
+                      {}, false);
+      }
+      co_return false;
+    }
+
+    ResponseParser response;
+    response.header_limit(kMaxUpstreamHeader);
+    response.body_limit(boost::none);
+    if (head) response.skip(true);
+    upstream.expires_after(up.timeout);
+    auto [rec, rn] = co_await http::async_read_header(upstream, upstream_buffer_, response, use_tuple);
+    if (rec) {
+      if (lease.reused && retryable && attempt == 0 && rec != beast::error::timeout) {
+        upstream_buffer_.clear();
+        lease = co_await worker_.upstreams().acquire(up, pool_key, true);
+        continue;
+      }
+      const bool timed_out = rec == beast::error::timeout;
+      co_await send(timed_out ? http::status::gateway_timeout : http::status::bad_gateway,
+                    error_body(timed_out ? "Upstream timed out" : "Upstream sent no valid response",
+                               timed_out ? "UPSTREAM_TIMEOUT" : "UPSTREAM_ERROR"),
+                    {}, false);
+      co_return false;
+    }
+    co_return co_await relay_response(response, std::move(lease), up, pool_key, limit_headers,
+                                      keep_alive);
+  }
+}
+
+net::awaitable<bool> Session::relay_response(ResponseParser& response, UpstreamPool::Lease lease,
+                                             const config::Upstream& up, const std::string& pool_key,
+                                             const HeaderList& limit_headers, bool keep_alive) {
+  auto& res = response.get();
+  const bool upstream_keep_alive = res.keep_alive();
+  const bool chunked = response.chunked();
+  const bool delimited = chunked || res.has_content_length() || response.is_done() ||
+                         res.result_int() / 100 == 1 || res.result() == http::status::no_content ||
+                         res.result() == http::status::not_modified;
+  std::optional<std::uint64_t> length;
+  if (response.content_length()) length = *response.content_length();
+  strip_hop_by_hop(res);
+  for (const auto& [name, value] : limit_headers) res.set(name, value);
+  if (chunked || !delimited) {
+    res.chunked(true);  // a body up to EOF is re-framed for a keep-alive client
+  } else if (length) {
+    res.content_length(*length);
+  }
+  res.keep_alive(keep_alive);
+  const auto got = co_await detail::relay(*lease.stream, upstream_buffer_, response, up.timeout,
+                                          client_, snapshot_->config->http.idle_timeout);
+  upstream_buffer_.clear();
+  if (got.error) co_return false;  // the client saw a cut response: close to say so
+  if (upstream_keep_alive && delimited) {
+    worker_.upstreams().release(up, pool_key, std::move(lease.stream));
+  }
+  co_return keep_alive;
+}
+
+}  // namespace
+
+net::awaitable<void> serve_connection(Worker& worker, net::ip::tcp::socket socket) {
+  Session session(worker, std::move(socket));
+  co_await session.run();
+}
+
+}  // namespace phlow::gateway

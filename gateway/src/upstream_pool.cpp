@@ -1,0 +1,80 @@
+#include "gateway/upstream_pool.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+
+namespace phlow::gateway {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+namespace {
+
+// True when an idle connection is still usable: no EOF and no unexpected bytes.
+bool still_open(UpstreamPool::Stream& stream) {
+  auto& socket = stream.socket();
+  if (!socket.is_open()) return false;
+  char byte;
+  const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(const config::Upstream& upstream,
+                                                          const std::string& key, bool fresh) {
+  Lease lease;
+  if (!fresh) {
+    if (auto it = idle_.find(key); it != idle_.end()) {
+      auto& list = it->second;
+      while (!list.empty()) {
+        std::unique_ptr<Stream> stream = std::move(list.back());
+        list.pop_back();
+        if (still_open(*stream)) {
+          lease.stream = std::move(stream);
+          lease.reused = true;
+          co_return lease;
+        }
+      }
+    }
+  }
+  tcp::resolver resolver(executor_);
+  auto [rec, endpoints] =
+      co_await resolver.async_resolve(upstream.url.host, std::to_string(upstream.url.port), use_tuple);
+  if (rec) {
+    lease.error = rec;
+    co_return lease;
+  }
+  auto stream = std::make_unique<Stream>(executor_);
+  stream->expires_after(upstream.connect_timeout);
+  auto [cec, endpoint] = co_await stream->async_connect(endpoints, use_tuple);
+  if (cec) {
+    lease.error = cec;
+    co_return lease;
+  }
+  boost::system::error_code ignored;
+  stream->socket().set_option(tcp::no_delay(true), ignored);
+  lease.stream = std::move(stream);
+  co_return lease;
+}
+
+void UpstreamPool::release(const config::Upstream& upstream, const std::string& key,
+                           std::unique_ptr<Stream> stream) {
+  auto& list = idle_[key];
+  if (list.size() >= upstream.max_idle_connections) return;  // closes it
+  stream->expires_never();
+  list.push_back(std::move(stream));
+}
+
+std::size_t UpstreamPool::idle_count() const {
+  std::size_t n = 0;
+  for (const auto& [key, list] : idle_) n += list.size();
+  return n;
+}
+
+}  // namespace phlow::gateway

@@ -1,0 +1,142 @@
+#include "gateway/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "gateway/server.hpp"
+#include "gateway/session.hpp"
+
+namespace phlow::gateway {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+std::unique_ptr<limiter::RedisBackend> make_redis(net::any_io_executor executor,
+                                                  const config::Config& cfg,
+                                                  const std::shared_ptr<limiter::RedisHealth>& health) {
+  if (cfg.redis.url.empty() || !health) return nullptr;
+  auto parsed = limiter::parse_redis_url(cfg.redis.url);
+  auto* url = std::get_if<limiter::RedisUrl>(&parsed);
+  if (url == nullptr) return nullptr;  // validated by the config loader already
+  limiter::RedisOptions options{.url = *url, .timeout = cfg.redis.timeout};
+  auto redis = std::make_unique<limiter::RedisBackend>(std::move(executor), options, health);
+  redis->start();
+  return redis;
+}
+
+limiter::FailureMode failure_mode(config::OnFailure mode) {
+  switch (mode) {
+    case config::OnFailure::allow: return limiter::FailureMode::allow;
+    case config::OnFailure::deny: return limiter::FailureMode::deny;
+    case config::OnFailure::fallback: break;
+  }
+  return limiter::FailureMode::fallback;
+}
+
+}  // namespace
+
+Worker::Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
+               std::shared_ptr<limiter::MemoryBackend> memory,
+               std::shared_ptr<limiter::RedisHealth> redis_health)
+    : server_(server), snapshot_(std::move(snapshot)), pool_(io_.get_executor()),
+      random_(std::random_device{}()) {
+  const config::Config& cfg = *snapshot_->config;
+  limiter_ = std::make_unique<limiter::FallbackBackend>(
+      io_.get_executor(), std::move(memory), make_redis(io_.get_executor(), cfg, redis_health),
+      failure_mode(cfg.redis.on_failure));
+}
+
+Worker::~Worker() {
+  stop();
+  join();
+}
+
+void Worker::start(tcp::acceptor acceptor) {
+  acceptor_ = std::make_unique<tcp::acceptor>(std::move(acceptor));
+  net::co_spawn(io_, accept_loop(), net::detached);
+  thread_ = std::thread([this] {
+    try {
+      io_.run();
+    } catch (const std::exception& e) {
+      spdlog::critical("worker stopped by an unexpected error: {}", e.what());
+    }
+  });
+}
+
+net::awaitable<void> Worker::accept_loop() {
+  constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+  while (acceptor_ && acceptor_->is_open()) {
+    auto [ec, socket] = co_await acceptor_->async_accept(use_tuple);
+    if (ec == net::error::operation_aborted || !acceptor_->is_open()) break;
+    if (ec) {
+      // EMFILE and friends: back off a little instead of spinning.
+      spdlog::warn("accept failed: {}", ec.message());
+      net::steady_timer pause(io_, std::chrono::milliseconds(50));
+      co_await pause.async_wait(use_tuple);
+      continue;
+    }
+    const auto max = snapshot_->config->http.max_connections;
+    if (!server_.try_open_connection(max)) {
+      net::co_spawn(io_, reject_over_capacity(std::move(socket)), net::detached);
+      continue;
+    }
+    net::co_spawn(io_, [this, s = std::move(socket)]() mutable -> net::awaitable<void> {
+      co_await serve_connection(*this, std::move(s));
+      server_.close_connection();
+    }, net::detached);
+  }
+}
+
+net::awaitable<void> Worker::reject_over_capacity(tcp::socket socket) {
+  static constexpr std::string_view kBody =
+      R"({"error":"Too many connections","code":"OVER_CAPACITY"})";
+  static const std::string response =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+      "Connection: close\r\nRetry-After: 1\r\nContent-Length: " +
+      std::to_string(kBody.size()) + "\r\n\r\n" + std::string(kBody);
+  co_await net::async_write(socket, net::buffer(response), net::as_tuple(net::use_awaitable));
+  boost::system::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+void Worker::close_idle() {
+  net::post(io_, [this] {
+    for (auto* socket : idle_) {
+      boost::system::error_code ignored;
+      socket->cancel(ignored);
+    }
+  });
+}
+
+void Worker::stop_accepting() {
+  net::post(io_, [this] {
+    boost::system::error_code ignored;
+    if (acceptor_) acceptor_->close(ignored);
+  });
+}
+
+void Worker::replace_snapshot(std::shared_ptr<const Snapshot> next) {
+  net::post(io_, [this, next = std::move(next)]() mutable { snapshot_ = std::move(next); });
+}
+
+void Worker::stop() {
+  net::post(io_, [this] {
+    if (limiter_ && limiter_->redis()) limiter_->redis()->stop();
+  });
+  io_.stop();
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace phlow::gateway
