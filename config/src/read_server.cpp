@@ -61,9 +61,12 @@ void read_redis(ObjectReader& top, const Env& env, RedisSettings& out) {
   if (out.url.empty() && env) out.url = env("REDIS_URL").value_or("");
   if (!out.url.empty()) {
     std::string why;
-    if (!parse_redis_url(out.url, &why)) {
+    if (auto url = parse_redis_url(out.url, &why); !url) {
       redis.diagnostics().error(redis.path().key("url"),
                                 "invalid Redis URL \"" + redact_redis_url(out.url) + "\": " + why);
+    } else if (url->tls) {
+      redis.diagnostics().error(redis.path().key("url"),
+                                "rediss:// (TLS to Redis) is not supported yet; use redis://");
     }
   }
   out.key_prefix = redis.string("key_prefix", out.key_prefix);

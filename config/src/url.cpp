@@ -69,36 +69,10 @@ std::string UpstreamUrl::to_string() const {
 }
 
 std::optional<RedisUrl> parse_redis_url(std::string_view text, std::string* why) {
-  RedisUrl url;
-  if (text.starts_with("rediss://")) {
-    url.tls = true;
-    text.remove_prefix(9);
-  } else if (text.starts_with("redis://")) {
-    text.remove_prefix(8);
-  } else {
-    return fail<RedisUrl>(why, "expected redis://[:password@]host:port[/db] or rediss://...");
-  }
-  const auto at = text.rfind('@');
-  if (at != std::string_view::npos) {
-    const auto userinfo = text.substr(0, at);
-    const auto colon = userinfo.find(':');
-    url.username = std::string(userinfo.substr(0, colon));
-    if (colon != std::string_view::npos) url.password = std::string(userinfo.substr(colon + 1));
-    text.remove_prefix(at + 1);
-  }
-  const auto slash = text.find('/');
-  auto authority = parse_authority(text.substr(0, slash), why);
-  if (!authority) return std::nullopt;
-  url.host = authority->host;
-  url.port = authority->port.value_or(6379);
-  if (slash != std::string_view::npos && slash + 1 < text.size()) {
-    const auto db = text.substr(slash + 1);
-    auto [ptr, ec] = std::from_chars(db.data(), db.data() + db.size(), url.db);
-    if (ec != std::errc{} || ptr != db.data() + db.size() || url.db < 0) {
-      return fail<RedisUrl>(why, "database must be a non-negative integer");
-    }
-  }
-  return url;
+  // One parser for the config and the limiter that connects with it.
+  auto parsed = limiter::parse_redis_url(text);
+  if (auto* error = std::get_if<std::string>(&parsed)) return fail<RedisUrl>(why, *error);
+  return std::get<RedisUrl>(std::move(parsed));
 }
 
 std::string redact_redis_url(std::string_view text) {

@@ -198,23 +198,26 @@ net::awaitable<bool> Session::handle_request() {
     co_return keep_alive && reusable;
   }
 
-  descriptors_.clear();
+  // Descriptors and their key strings are reused across requests: no allocation once
+  // a connection has seen its longest keys.
+  std::size_t count = 0;
   descriptor_limits_.clear();
   for (std::size_t index : route->limits) {
     const config::LimitSpec& spec = cfg.limits[index];
     if (!snapshot_->identifiers.extract(spec.key, view, identifier_)) continue;  // skipped
-    limiter::Descriptor d;
+    if (descriptors_.size() <= count) descriptors_.emplace_back();
+    limiter::Descriptor& d = descriptors_[count++];
     d.limit = &snapshot_->limits[index];
     limiter::build_key(d.key, cfg.redis.key_prefix, spec.name(), identifier_);
-    descriptors_.push_back(std::move(d));
     descriptor_limits_.push_back(index);
   }
+  const std::span<const limiter::Descriptor> checked(descriptors_.data(), count);
   limiter::Decision decision;
-  if (!descriptors_.empty()) {
-    if (auto now = worker_.limiter().try_check_now(descriptors_)) {
+  if (count > 0) {
+    if (auto now = worker_.limiter().try_check_now(checked)) {
       decision = *now;
     } else {
-      decision = co_await worker_.limiter().async_check(descriptors_, net::use_awaitable);
+      decision = co_await worker_.limiter().async_check(checked, net::use_awaitable);
     }
   }
   if (!decision.allowed) {

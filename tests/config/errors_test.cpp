@@ -123,7 +123,7 @@ TEST_CASE("unparsable URLs") {
               "http://host:port[/base] (only http:// is supported)",
               "test.yaml:4: upstreams.c: missing url (such as http://127.0.0.1:8000)"});
   CHECK(errors_with("redis: { url: \"redis://:pw@h:port\" }\n") ==
-        Lines{"test.yaml:3: redis.url: invalid Redis URL \"***\": port must be an integer 1..65535"});
+        Lines{"test.yaml:3: redis.url: invalid Redis URL \"***\": Redis URL port must be a number from 1 to 65535"});
   // An unset variable expands to "": no Redis, which is valid.
   CHECK(load_yaml(kMinimalYaml + "redis: { url: \"${CACHE}\" }\n").ok());
 }
@@ -131,8 +131,13 @@ TEST_CASE("unparsable URLs") {
 TEST_CASE("an invalid REDIS_URL from the environment is reported") {
   auto result = load_yaml(kMinimalYaml, fake_env({{"REDIS_URL", "localhost:6379"}}));
   CHECK(rendered(result) ==
-        Lines{"test.yaml: redis.url: invalid Redis URL \"***\": expected "
-              "redis://[:password@]host:port[/db] or rediss://..."});
+        Lines{"test.yaml: redis.url: invalid Redis URL \"***\": Redis URL must start with "
+              "redis:// or rediss://"});
+}
+
+TEST_CASE("rediss URLs are refused until TLS to Redis exists") {
+  CHECK(errors_with("redis: { url: \"rediss://:pw@h:6380\" }\n") ==
+        Lines{"test.yaml:3: redis.url: rediss:// (TLS to Redis) is not supported yet; use redis://"});
 }
 
 TEST_CASE("limits must be positive and use a known algorithm and key") {

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "limiter/redis_url.hpp"
+
 namespace phlow::config {
 
 struct UpstreamUrl {
@@ -24,15 +26,8 @@ struct UpstreamUrl {
 // speaking plain text to an https:// URL would be worse than refusing.
 std::optional<UpstreamUrl> parse_upstream_url(std::string_view text, std::string* why = nullptr);
 
-struct RedisUrl {
-  bool tls = false;             // rediss://
-  std::string username;         // empty unless user:password@
-  std::string password;
-  std::string host;
-  std::uint16_t port = 6379;
-  int db = 0;
-  bool operator==(const RedisUrl&) const = default;
-};
+// The limiter's URL type: the config validates with the parser that connects.
+using RedisUrl = limiter::RedisUrl;
 
 // Parses redis://[[user]:password@]host[:port][/db] and rediss://...
 std::optional<RedisUrl> parse_redis_url(std::string_view text, std::string* why = nullptr);
