@@ -67,7 +67,7 @@ wait_http() {
 measure() {
   local port=$1 name=$2 url="http://127.0.0.1:$1/"
   local -a args=(-t1 -c"$connections" -H "X-Bench-Key: bench-key-1" --latency)
-  wrk "${args[@]}" -d"${warmup}s" "$url" >/dev/null
+  if ((warmup > 0)); then wrk "${args[@]}" -d"${warmup}s" "$url" >/dev/null; fi
   timeout 60 wrk "${args[@]}" -d"$duration" "$url" >"$workdir/$name.txt"
   awk '
     /Requests\/sec:/ { rps = $2 }
