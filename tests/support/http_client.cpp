@@ -1,0 +1,192 @@
+#include "support/http_client.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+namespace phlow::test {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+
+bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) const {
+  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
+                                      [](unsigned char x, unsigned char y) {
+                                        return std::tolower(x) < std::tolower(y);
+                                      });
+}
+
+std::string HttpResponse::header(std::string_view name) const {
+  const auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+struct HttpConnection::Impl {
+  net::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer;
+  std::string host;
+  std::uint16_t port = 0;
+  std::chrono::milliseconds timeout{};
+
+  std::string where() const { return host + ":" + std::to_string(port); }
+
+  // Runs one async operation to completion under the connection's deadline. Throws
+  // when it times out or fails (`tolerated` errors are returned instead).
+  template <class Start>
+  error_code run(const std::string& what, Start&& start,
+                 std::initializer_list<error_code> tolerated = {}) {
+    error_code result = net::error::would_block;
+    std::forward<Start>(start)([&](error_code ec, std::size_t = 0) { result = ec; });
+    ioc.restart();
+    ioc.run();
+    if (result == beast::error::timeout) {
+      throw std::runtime_error(what + " to " + where() + " timed out after " +
+                               std::to_string(timeout.count()) + " ms");
+    }
+    if (result && std::find(tolerated.begin(), tolerated.end(), result) == tolerated.end()) {
+      throw std::runtime_error(what + " to " + where() + " failed: " + result.message());
+    }
+    return result;
+  }
+
+  void write(const std::string& what, auto buffers) {
+    stream.expires_after(timeout);
+    run(what, [&](auto handler) { net::async_write(stream, buffers, handler); });
+  }
+};
+
+HttpConnection::HttpConnection(std::uint16_t port, std::string host,
+                               std::chrono::milliseconds timeout)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->host = std::move(host);
+  impl_->port = port;
+  impl_->timeout = timeout;
+  const net::ip::tcp::endpoint endpoint(net::ip::make_address(impl_->host), port);
+  impl_->stream.expires_after(timeout);
+  impl_->run("connect", [&](auto handler) {
+    impl_->stream.async_connect(endpoint, [handler](error_code ec) { handler(ec); });
+  });
+}
+
+HttpConnection::~HttpConnection() = default;
+
+void HttpConnection::set_timeout(std::chrono::milliseconds timeout) { impl_->timeout = timeout; }
+
+void HttpConnection::close() {
+  error_code ec;
+  impl_->stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  impl_->stream.socket().close(ec);
+}
+
+namespace {
+
+bool wants_chunked(const HeaderList& headers) {
+  return std::any_of(headers.begin(), headers.end(), [](const auto& h) {
+    return beast::iequals(h.first, "transfer-encoding") && beast::iequals(h.second, "chunked");
+  });
+}
+
+}  // namespace
+
+HttpResponse HttpConnection::request(std::string_view method, std::string_view target,
+                                     const HeaderList& headers, std::string_view body) {
+  http::request<http::empty_body> req;
+  req.method_string(method);
+  req.target(target);
+  req.version(11);
+  req.set(http::field::host, impl_->host + ":" + std::to_string(impl_->port));
+  for (const auto& [name, value] : headers) {
+    if (beast::iequals(name, "host")) req.erase(http::field::host);
+  }
+  for (const auto& [name, value] : headers) req.insert(name, value);
+  const bool chunked = wants_chunked(headers);
+  if (!chunked && (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")) {
+    req.content_length(body.size());
+  }
+  http::request_serializer<http::empty_body> sr{req};
+  impl_->stream.expires_after(impl_->timeout);
+  impl_->run("write request head",
+             [&](auto handler) { http::async_write_header(impl_->stream, sr, handler); });
+  constexpr std::size_t piece = 64 * 1024;
+  for (std::size_t at = 0; at < body.size(); at += piece) {
+    const auto part = net::buffer(body.substr(at, piece));
+    if (chunked) {
+      impl_->write("write request body chunk", http::make_chunk(part));
+    } else {
+      impl_->write("write request body", part);
+    }
+  }
+  if (chunked) impl_->write("write last chunk", http::make_chunk_last());
+  return read_response(method == "HEAD");
+}
+
+void HttpConnection::send_raw(std::string_view bytes) {
+  impl_->write("send raw bytes", net::buffer(bytes));
+}
+
+HttpResponse HttpConnection::read_response(bool to_head) {
+  http::response_parser<http::string_body> parser;
+  parser.header_limit(1024 * 1024);
+  parser.body_limit(boost::none);
+  parser.skip(to_head);
+  impl_->stream.expires_after(impl_->timeout);
+  impl_->run("read response", [&](auto handler) {
+    http::async_read(impl_->stream, impl_->buffer, parser, handler);
+  });
+  auto& res = parser.get();
+  HttpResponse out;
+  out.status = static_cast<int>(res.result_int());
+  out.reason = std::string(res.reason());
+  out.keep_alive = res.keep_alive();
+  for (const auto& field : res) {
+    out.headers.emplace(std::string(field.name_string()), std::string(field.value()));
+  }
+  out.body = std::move(res.body());
+  return out;
+}
+
+std::string HttpConnection::read_raw_until_close(std::chrono::milliseconds timeout) {
+  const auto buffered = impl_->buffer.data();
+  std::string out(static_cast<const char*>(buffered.data()), buffered.size());
+  impl_->buffer.consume(impl_->buffer.size());
+  const auto saved = impl_->timeout;
+  impl_->timeout = timeout;
+  impl_->stream.expires_after(timeout);
+  char block[16 * 1024];
+  for (;;) {
+    std::size_t got = 0;
+    const auto ec = impl_->run(
+        "read until close",
+        [&](auto handler) {
+          impl_->stream.async_read_some(net::buffer(block),
+                                        [&got, handler](error_code e, std::size_t n) {
+                                          got = n;
+                                          handler(e, n);
+                                        });
+        },
+        {net::error::eof, net::error::connection_reset});
+    out.append(block, got);
+    if (ec) break;
+  }
+  impl_->timeout = saved;
+  return out;
+}
+
+HttpResponse http_request(std::uint16_t port, std::string_view method, std::string_view target,
+                          const HeaderList& headers, std::string_view body,
+                          std::chrono::milliseconds timeout) {
+  HttpConnection connection(port, "127.0.0.1", timeout);
+  return connection.request(method, target, headers, body);
+}
+
+}  // namespace phlow::test

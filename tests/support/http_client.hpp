@@ -1,0 +1,77 @@
+#pragma once
+// A blocking HTTP/1.1 client for end-to-end tests. Every operation has a deadline and
+// throws std::runtime_error naming the operation when it passes: a test never hangs.
+// Beast stays inside http_client.cpp.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace phlow::test {
+
+struct CaseInsensitiveLess {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const;
+};
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpResponse {
+  int status = 0;
+  std::string reason;
+  std::multimap<std::string, std::string, CaseInsensitiveLess> headers;
+  std::string body;
+  bool keep_alive = true;  // false when the server said it will close
+
+  // The first value of header `name`, or "" when absent.
+  std::string header(std::string_view name) const;
+  bool has_header(std::string_view name) const { return headers.contains(name); }
+};
+
+constexpr std::chrono::milliseconds default_http_timeout{10'000};
+
+// One TCP connection to host:port, kept open across requests (keep-alive tests).
+class HttpConnection {
+ public:
+  // Connects now; throws on failure or timeout.
+  explicit HttpConnection(std::uint16_t port, std::string host = "127.0.0.1",
+                          std::chrono::milliseconds timeout = default_http_timeout);
+  ~HttpConnection();
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
+
+  // Deadline of each later operation (a whole request, a read, a send).
+  void set_timeout(std::chrono::milliseconds timeout);
+
+  // Sends one request and reads its response. Adds Host unless given. A body is sent
+  // with Content-Length, or in 64 KiB chunks when `headers` hold
+  // "Transfer-Encoding: chunked". A HEAD response is read without a body.
+  HttpResponse request(std::string_view method, std::string_view target,
+                       const HeaderList& headers = {}, std::string_view body = {});
+
+  // Writes bytes as they are (malformed, smuggling, pipelined requests).
+  void send_raw(std::string_view bytes);
+  // Reads one response; `to_head` when it answers a HEAD (no body follows).
+  HttpResponse read_response(bool to_head = false);
+  // Returns every byte (buffered ones first) until the peer closes or resets the
+  // connection; throws when it is still open after `timeout`.
+  std::string read_raw_until_close(std::chrono::milliseconds timeout);
+
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One request on a fresh connection to 127.0.0.1:port.
+HttpResponse http_request(std::uint16_t port, std::string_view method, std::string_view target,
+                          const HeaderList& headers = {}, std::string_view body = {},
+                          std::chrono::milliseconds timeout = default_http_timeout);
+
+}  // namespace phlow::test
