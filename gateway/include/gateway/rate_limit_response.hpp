@@ -1,7 +1,9 @@
 #pragma once
 // The rate-limit headers and the 429 body (SPEC.md, "Responses"), as plain strings.
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -14,7 +16,8 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 // Appends the headers of the limit `index` of `decision` (the rejecting limit for a
 // 429, the most restrictive one otherwise) to `out`, for the families enabled in
-// `families`. `limit_name` and `window_ms` describe that limit.
+// `families`. `limit_name` and `window_ms` describe that limit. Appends nothing when
+// `index` is not a limit of `decision` (kNone: a route without limits).
 //   X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds,
 //   rounded up), Retry-After (seconds, rounded up; only when rejected)
 //   RateLimit-Policy: "name";q=N;w=SECONDS   RateLimit: "name";r=R;t=SECONDS
