@@ -19,8 +19,8 @@ struct RelayResult {
   std::uint64_t body_bytes = 0;      // body bytes written to `out`
 };
 
-// Writes the (already transformed) header of `parser.get()` to `out`, then the body
-// as it arrives on `in`. Each read and write has its own deadline.
+// Writes the (already transformed) header of `parser.get()` and then the body, as
+// it arrives on `in`, to `out`. Each read and write has its own deadline.
 template <bool isRequest>
 boost::asio::awaitable<RelayResult> relay(
     boost::beast::tcp_stream& in, boost::beast::flat_buffer& in_buffer,
@@ -32,10 +32,8 @@ boost::asio::awaitable<RelayResult> relay(
   RelayResult result;
   auto& message = parser.get();
   http::serializer<isRequest, http::buffer_body> serializer{message};
-  out.expires_after(out_timeout);
-  auto [hec, hn] = co_await http::async_write_header(out, serializer, use_tuple);
-  if (hec) co_return RelayResult{hec, RelaySide::out, 0};
-
+  // The header goes out with the first piece of the body (one write, not two), which
+  // may wait for that piece: a read returns as soon as any body bytes arrive.
   std::array<char, 16 * 1024> chunk;
   do {
     if (!parser.is_done()) {

@@ -94,6 +94,9 @@ class Session {
   Session(Worker& worker, net::ip::tcp::socket socket)
       : worker_(worker), client_(std::move(socket)) {
     error_code ec;
+    // Headers and body pieces go out as separate writes: Nagle would hold the second
+    // until the client's delayed ACK (40 ms).
+    client_.socket().set_option(net::ip::tcp::no_delay(true), ec);
     auto endpoint = client_.socket().remote_endpoint(ec);
     if (!ec) {
       auto address = endpoint.address();

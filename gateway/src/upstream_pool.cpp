@@ -12,6 +12,7 @@ namespace phlow::gateway {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto kTrustIdleFor = std::chrono::milliseconds(500);
 
 namespace {
 
@@ -33,10 +34,14 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(const config::Upstream
     if (auto it = idle_.find(key); it != idle_.end()) {
       auto& list = it->second;
       while (!list.empty()) {
-        std::unique_ptr<Stream> stream = std::move(list.back());
+        Idle idle = std::move(list.back());
         list.pop_back();
-        if (still_open(*stream)) {
-          lease.stream = std::move(stream);
+        // Probing costs a system call per request: skip it for connections that were
+        // busy a moment ago (upstreams keep idle connections for seconds); a request
+        // that still meets a closed one is retried once when it is idempotent.
+        if (std::chrono::steady_clock::now() - idle.since < kTrustIdleFor ||
+            still_open(*idle.stream)) {
+          lease.stream = std::move(idle.stream);
           lease.reused = true;
           co_return lease;
         }
@@ -68,12 +73,12 @@ void UpstreamPool::release(const config::Upstream& upstream, const std::string& 
   auto& list = idle_[key];
   if (list.size() >= upstream.max_idle_connections) return;  // closes it
   stream->expires_never();
-  list.push_back(std::move(stream));
+  list.push_back(Idle{std::move(stream), std::chrono::steady_clock::now()});
 }
 
 std::size_t UpstreamPool::idle_count() const {
   std::size_t n = 0;
-  for (const auto& [key, list] : idle_) n += list.size();
+  for (const auto& entry : idle_) n += entry.second.size();
   return n;
 }
 

@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -39,7 +40,11 @@ class UpstreamPool {
 
  private:
   boost::asio::any_io_executor executor_;
-  std::unordered_map<std::string, std::vector<std::unique_ptr<Stream>>> idle_;
+  struct Idle {
+    std::unique_ptr<Stream> stream;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::unordered_map<std::string, std::vector<Idle>> idle_;
 };
 
 }  // namespace phlow::gateway
