@@ -16,7 +16,8 @@ std::string_view to_string(RedisState state) {
   return "unknown";
 }
 
-RedisHealth::RedisHealth(std::string endpoint) : endpoint_(std::move(endpoint)) {}
+RedisHealth::RedisHealth(std::string endpoint, bool log_transitions)
+    : endpoint_(std::move(endpoint)), log_transitions_(log_transitions) {}
 
 int RedisHealth::add_connection() {
   std::lock_guard lock(mutex_);
@@ -43,6 +44,7 @@ void RedisHealth::report(int connection, bool up, const std::string& reason) {
   if (after == before) return;
   state_.store(after);
   changed_.notify_all();
+  if (!log_transitions_) return;
   if (after == RedisState::fallback) {
     ++to_fallback_;
     spdlog::warn("{}", kFallbackMessage);

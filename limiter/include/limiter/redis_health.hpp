@@ -26,7 +26,9 @@ inline constexpr std::string_view kFallbackMessage =
 
 class RedisHealth {
  public:
-  explicit RedisHealth(std::string endpoint);
+  // `log_transitions` false keeps a secondary connection (the admin listener's) from
+  // repeating the process's transition messages.
+  explicit RedisHealth(std::string endpoint, bool log_transitions = true);
 
   // Registers one connection; returns its id for report().
   int add_connection();
@@ -43,6 +45,7 @@ class RedisHealth {
 
  private:
   std::string endpoint_;
+  bool log_transitions_;
   mutable std::mutex mutex_;  // taken on state changes only, never per request
   mutable std::condition_variable changed_;
   std::vector<bool> up_;
