@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -89,6 +91,24 @@ std::string random_request_id(std::mt19937_64& random) {
   return id;
 }
 
+// What the upstream answered while a request body was still being sent.
+struct ConcurrentExchange {
+  explicit ConcurrentExchange(const net::any_io_executor& executor) : header_deadline(executor) {}
+  net::steady_timer header_deadline;  // runs once the request is sent, until a response head
+  bool header_settled = false;        // a response head arrived, or reading it failed
+  bool header_timed_out = false;
+  error_code header_error;
+  bool response_started = false;  // the client has seen (part of) a response
+  bool response_ok = false;       // ...and all of it
+  bool upstream_reusable = false;
+};
+
+// How relaying a response went.
+struct ResponseRelay {
+  bool ok = false;                 // the client got the whole response
+  bool upstream_reusable = false;  // the upstream connection may carry another request
+};
+
 class Session {
  public:
   Session(Worker& worker, net::ip::tcp::socket socket)
@@ -120,9 +140,19 @@ class Session {
   void prepare_upstream_request(http::request<http::buffer_body>& req, const config::Upstream& up,
                                 bool chunked, std::optional<std::uint64_t> length);
   void add_limit_headers(const limiter::Decision& decision, HeaderList& out) const;
-  net::awaitable<bool> relay_response(ResponseParser& response, UpstreamPool::Lease lease,
-                                      const config::Upstream& up, const std::string& pool_key,
-                                      const HeaderList& limit_headers, bool keep_alive);
+  net::awaitable<ResponseRelay> relay_response(ResponseParser& response, UpstreamPool::Stream& upstream,
+                                               const config::Upstream& up,
+                                               const HeaderList& limit_headers, bool keep_alive);
+  net::awaitable<bool> forward_concurrently(RequestParser& parser, UpstreamPool::Lease lease,
+                                            const config::Upstream& up, const std::string& pool_key,
+                                            const HeaderList& limit_headers, bool keep_alive,
+                                            bool head);
+  net::awaitable<detail::RelayResult> send_request(RequestParser& parser, UpstreamPool::Stream& upstream,
+                                                   const config::Upstream& up,
+                                                   ConcurrentExchange& exchange);
+  net::awaitable<void> receive_response(UpstreamPool::Stream& upstream, const config::Upstream& up,
+                                        const HeaderList& limit_headers, bool keep_alive, bool head,
+                                        ConcurrentExchange& exchange);
 
   Worker& worker_;
   beast::tcp_stream client_;
@@ -327,6 +357,11 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
       auto [cec, cn] = co_await http::async_write(client_, cont, use_tuple);
       if (cec) co_return false;
     }
+    if (!parser.is_done()) {
+      // A body still to come is never retried: stream it while the response comes back.
+      co_return co_await forward_concurrently(parser, std::move(lease), up, pool_key, limit_headers,
+                                              keep_alive, head);
+    }
     auto& upstream = *lease.stream;
     const auto sent = co_await detail::relay(client_, buffer_, parser, cfg.http.idle_timeout,
                                              upstream, up.timeout);
@@ -364,14 +399,103 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
                     {}, false);
       co_return false;
     }
-    co_return co_await relay_response(response, std::move(lease), up, pool_key, limit_headers,
-                                      keep_alive);
+    const ResponseRelay relayed =
+        co_await relay_response(response, upstream, up, limit_headers, keep_alive);
+    if (!relayed.ok) co_return false;  // the client saw a cut response: close to say so
+    if (relayed.upstream_reusable) worker_.upstreams().release(up, pool_key, std::move(lease.stream));
+    co_return keep_alive;
   }
 }
 
-net::awaitable<bool> Session::relay_response(ResponseParser& response, UpstreamPool::Lease lease,
-                                             const config::Upstream& up, const std::string& pool_key,
-                                             const HeaderList& limit_headers, bool keep_alive) {
+// Sends the request body upstream while the response is read and relayed back at the
+// same time: an upstream that answers while it reads (an echo, a transcoder) would
+// otherwise stall on full socket buffers in both directions until a timeout.
+net::awaitable<bool> Session::forward_concurrently(RequestParser& parser, UpstreamPool::Lease lease,
+                                                   const config::Upstream& up,
+                                                   const std::string& pool_key,
+                                                   const HeaderList& limit_headers, bool keep_alive,
+                                                   bool head) {
+  using namespace net::experimental::awaitable_operators;
+  auto& upstream = *lease.stream;
+  ConcurrentExchange exchange(client_.get_executor());
+  auto both = send_request(parser, upstream, up, exchange) &&
+              receive_response(upstream, up, limit_headers, keep_alive, head, exchange);
+  const detail::RelayResult sent = co_await std::move(both);
+  if (exchange.response_started) {
+    if (sent.error || !exchange.response_ok) co_return false;
+    if (exchange.upstream_reusable) worker_.upstreams().release(up, pool_key, std::move(lease.stream));
+    co_return keep_alive;
+  }
+  if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
+    co_await send(http::status::payload_too_large,
+                  error_body("Request body too large", "BODY_TOO_LARGE"), {}, false);
+  } else if (sent.side == detail::RelaySide::in) {
+    // The client went away or stalled mid-body: nobody to answer.
+  } else if (exchange.header_timed_out) {
+    co_await send(http::status::gateway_timeout,
+                  error_body("Upstream timed out", "UPSTREAM_TIMEOUT"), {}, false);
+  } else {
+    co_await send(http::status::bad_gateway,
+                  error_body("Upstream sent no valid response", "UPSTREAM_ERROR"), {}, false);
+  }
+  co_return false;
+}
+
+// The request half of forward_concurrently(). Once the request is sent whole, the
+// upstream has its `timeout` to start answering.
+net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
+                                                          UpstreamPool::Stream& upstream,
+                                                          const config::Upstream& up,
+                                                          ConcurrentExchange& exchange) {
+  const auto sent = co_await detail::relay(client_, buffer_, parser,
+                                           snapshot_->config->http.idle_timeout, upstream, up.timeout);
+  if (sent.error) {
+    upstream.cancel();  // ends a response that can no longer be complete
+    co_return sent;
+  }
+  if (!exchange.header_settled) {
+    exchange.header_deadline.expires_after(up.timeout);
+    auto [ec] = co_await exchange.header_deadline.async_wait(use_tuple);
+    if (!ec && !exchange.header_settled) {
+      exchange.header_timed_out = true;
+      upstream.cancel();
+    }
+  }
+  co_return sent;
+}
+
+// The response half of forward_concurrently(). Its head has no deadline of its own
+// while the request is still being sent (the upstream may wait for all of it).
+net::awaitable<void> Session::receive_response(UpstreamPool::Stream& upstream,
+                                               const config::Upstream& up,
+                                               const HeaderList& limit_headers, bool keep_alive,
+                                               bool head, ConcurrentExchange& exchange) {
+  ResponseParser response;
+  response.header_limit(kMaxUpstreamHeader);
+  response.body_limit(boost::none);
+  if (head) response.skip(true);
+  upstream.expires_never();  // applies to this read only while the request side writes
+  auto [ec, n] = co_await http::async_read_header(upstream, upstream_buffer_, response, use_tuple);
+  exchange.header_settled = true;
+  exchange.header_deadline.cancel();
+  if (ec) {
+    upstream_buffer_.clear();
+    exchange.header_error = ec;
+    co_return;
+  }
+  exchange.response_started = true;
+  const ResponseRelay relayed = co_await relay_response(response, upstream, up, limit_headers, keep_alive);
+  exchange.response_ok = relayed.ok;
+  exchange.upstream_reusable = relayed.upstream_reusable;
+}
+
+// Relays the response whose head `response` has read. The caller decides about the
+// upstream connection.
+net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
+                                                      UpstreamPool::Stream& upstream,
+                                                      const config::Upstream& up,
+                                                      const HeaderList& limit_headers,
+                                                      bool keep_alive) {
   auto& res = response.get();
   const bool upstream_keep_alive = res.keep_alive();
   const bool chunked = response.chunked();
@@ -388,14 +512,10 @@ net::awaitable<bool> Session::relay_response(ResponseParser& response, UpstreamP
     res.content_length(*length);
   }
   res.keep_alive(keep_alive);
-  const auto got = co_await detail::relay(*lease.stream, upstream_buffer_, response, up.timeout,
+  const auto got = co_await detail::relay(upstream, upstream_buffer_, response, up.timeout,
                                           client_, snapshot_->config->http.idle_timeout);
   upstream_buffer_.clear();
-  if (got.error) co_return false;  // the client saw a cut response: close to say so
-  if (upstream_keep_alive && delimited) {
-    worker_.upstreams().release(up, pool_key, std::move(lease.stream));
-  }
-  co_return keep_alive;
+  co_return ResponseRelay{!got.error, !got.error && upstream_keep_alive && delimited};
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 #include "support/http_client.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -96,23 +99,120 @@ bool wants_chunked(const HeaderList& headers) {
   });
 }
 
-}  // namespace
-
-HttpResponse HttpConnection::request(std::string_view method, std::string_view target,
-                                     const HeaderList& headers, std::string_view body) {
+http::request<http::empty_body> make_head(std::string_view method, std::string_view target,
+                                          const std::string& host_port, const HeaderList& headers,
+                                          bool chunked, std::uint64_t body_length) {
   http::request<http::empty_body> req;
   req.method_string(method);
   req.target(target);
   req.version(11);
-  req.set(http::field::host, impl_->host + ":" + std::to_string(impl_->port));
+  req.set(http::field::host, host_port);
   for (const auto& [name, value] : headers) {
     if (beast::iequals(name, "host")) req.erase(http::field::host);
   }
   for (const auto& [name, value] : headers) req.insert(name, value);
-  const bool chunked = wants_chunked(headers);
-  if (!chunked && (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")) {
-    req.content_length(body.size());
+  if (!chunked && (body_length > 0 || method == "POST" || method == "PUT" || method == "PATCH")) {
+    req.content_length(body_length);
   }
+  return req;
+}
+
+template <class Body>
+HttpResponse to_response(http::response<Body>& res) {
+  HttpResponse out;
+  out.status = static_cast<int>(res.result_int());
+  out.reason = std::string(res.reason());
+  out.keep_alive = res.keep_alive();
+  for (const auto& field : res) {
+    out.headers.emplace(std::string(field.name_string()), std::string(field.value()));
+  }
+  return out;
+}
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+net::awaitable<error_code> send_streamed(beast::tcp_stream& stream,
+                                         http::request<http::empty_body>& req, bool chunked,
+                                         const HttpConnection::BodySource& source,
+                                         std::chrono::milliseconds timeout) {
+  http::request_serializer<http::empty_body> sr{req};
+  stream.expires_after(timeout);
+  auto [ec, n] = co_await http::async_write_header(stream, sr, use_tuple);
+  if (ec) co_return ec;
+  std::vector<char> piece(64 * 1024);
+  for (;;) {
+    const std::size_t got = source(piece.data(), piece.size());
+    if (got == 0) break;
+    stream.expires_after(timeout);
+    error_code wec;
+    if (chunked) {
+      std::tie(wec, n) = co_await net::async_write(
+          stream, http::make_chunk(net::buffer(piece.data(), got)), use_tuple);
+    } else {
+      std::tie(wec, n) = co_await net::async_write(stream, net::buffer(piece.data(), got), use_tuple);
+    }
+    if (wec) co_return wec;
+  }
+  if (chunked) {
+    stream.expires_after(timeout);
+    std::tie(ec, n) = co_await net::async_write(stream, http::make_chunk_last(), use_tuple);
+  }
+  co_return ec;
+}
+
+net::awaitable<error_code> receive_streamed(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                            http::response_parser<http::buffer_body>& parser,
+                                            const HttpConnection::BodySink& sink,
+                                            std::chrono::milliseconds timeout) {
+  stream.expires_after(timeout);
+  auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+  if (ec) co_return ec;
+  std::vector<char> piece(64 * 1024);
+  while (!parser.is_done()) {
+    parser.get().body().data = piece.data();
+    parser.get().body().size = piece.size();
+    stream.expires_after(timeout);
+    auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+    if (rec == http::error::need_buffer) rec = {};
+    if (rec) co_return rec;
+    sink(std::string_view(piece.data(), piece.size() - parser.get().body().size));
+  }
+  co_return error_code{};
+}
+
+}  // namespace
+
+HttpResponse HttpConnection::stream_request(std::string_view method, std::string_view target,
+                                            const HeaderList& headers, std::uint64_t body_length,
+                                            const BodySource& source, const BodySink& sink) {
+  const bool chunked = wants_chunked(headers);
+  auto req = make_head(method, target, impl_->host + ":" + std::to_string(impl_->port), headers,
+                       chunked, body_length);
+  http::response_parser<http::buffer_body> parser;
+  parser.header_limit(1024 * 1024);
+  parser.body_limit(boost::none);
+  error_code sent = net::error::would_block;
+  error_code received = net::error::would_block;
+  net::co_spawn(impl_->ioc, send_streamed(impl_->stream, req, chunked, source, impl_->timeout),
+                [&](std::exception_ptr, error_code ec) { sent = ec; });
+  net::co_spawn(impl_->ioc,
+                receive_streamed(impl_->stream, impl_->buffer, parser, sink, impl_->timeout),
+                [&](std::exception_ptr, error_code ec) { received = ec; });
+  impl_->ioc.restart();
+  impl_->ioc.run();
+  if (sent || received) {
+    throw std::runtime_error("streamed request to " + impl_->where() + " failed: sending: " +
+                             sent.message() + ", receiving: " + received.message() +
+                             (received ? "" : " (status " + std::to_string(parser.get().result_int()) + ")"));
+  }
+  return to_response(parser.get());
+}
+
+HttpResponse HttpConnection::request(std::string_view method, std::string_view target,
+                                     const HeaderList& headers, std::string_view body) {
+  const bool chunked = wants_chunked(headers);
+  auto req = make_head(method, target, impl_->host + ":" + std::to_string(impl_->port), headers,
+                       chunked, body.size());
   http::request_serializer<http::empty_body> sr{req};
   impl_->stream.expires_after(impl_->timeout);
   impl_->run("write request head",
@@ -143,15 +243,8 @@ HttpResponse HttpConnection::read_response(bool to_head) {
   impl_->run("read response", [&](auto handler) {
     http::async_read(impl_->stream, impl_->buffer, parser, handler);
   });
-  auto& res = parser.get();
-  HttpResponse out;
-  out.status = static_cast<int>(res.result_int());
-  out.reason = std::string(res.reason());
-  out.keep_alive = res.keep_alive();
-  for (const auto& field : res) {
-    out.headers.emplace(std::string(field.name_string()), std::string(field.value()));
-  }
-  out.body = std::move(res.body());
+  HttpResponse out = to_response(parser.get());
+  out.body = std::move(parser.get().body());
   return out;
 }
 

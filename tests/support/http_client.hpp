@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +54,20 @@ class HttpConnection {
   // "Transfer-Encoding: chunked". A HEAD response is read without a body.
   HttpResponse request(std::string_view method, std::string_view target,
                        const HeaderList& headers = {}, std::string_view body = {});
+
+  // Fills `out` with up to `size` next body bytes and returns how many; 0 ends the body.
+  using BodySource = std::function<std::size_t(char* out, std::size_t size)>;
+  // Receives the response body piece by piece, in order.
+  using BodySink = std::function<void(std::string_view piece)>;
+
+  // Like request(), for bodies too large to hold: sends the body that `source` produces
+  // (with Content-Length `body_length`, or chunked when `headers` ask for it) while it
+  // reads the response concurrently and hands its body to `sink`, so that an echoing
+  // peer never stalls on a full socket. Neither body is ever held whole. Returns the
+  // response with an empty body; throws when either direction fails or times out.
+  HttpResponse stream_request(std::string_view method, std::string_view target,
+                              const HeaderList& headers, std::uint64_t body_length,
+                              const BodySource& source, const BodySink& sink);
 
   // Writes bytes as they are (malformed, smuggling, pipelined requests).
   void send_raw(std::string_view bytes);
