@@ -42,8 +42,16 @@ boost::asio::awaitable<RelayResult> relay(
       in.expires_after(in_timeout);
       auto [rec, rn] = co_await http::async_read(in, in_buffer, parser, use_tuple);
       if (rec == http::error::need_buffer) rec = {};
-      if (rec) co_return RelayResult{rec, RelaySide::in, result.body_bytes};
       message.body().size = chunk.size() - message.body().size;
+      if (rec) {
+        // Hand on what did arrive (the head at least): the peer then sees a cut
+        // message, not none at all.
+        message.body().data = chunk.data();
+        message.body().more = true;
+        out.expires_after(out_timeout);
+        co_await http::async_write(out, serializer, use_tuple);
+        co_return RelayResult{rec, RelaySide::in, result.body_bytes + message.body().size};
+      }
       message.body().data = chunk.data();
       message.body().more = !parser.is_done();
     } else {
