@@ -43,6 +43,18 @@ int count_allowed(std::uint16_t port, int n, const HeaderList& headers) {
   return allowed;
 }
 
+// Polls the upstream's /count until it has received `expected` requests besides the
+// polls themselves (/count answers how many requests came before it).
+void wait_until_upstream_received(DemoUpstream& upstream, int expected) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (int polls = 0;; ++polls) {
+    const auto count = nlohmann::json::parse(http_request(upstream.port(), "GET", "/count").body);
+    if (count.at("requests").get<int>() >= polls + expected) return;
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
 bool can_connect(std::uint16_t port) {
   try {
     HttpConnection connection(port, "127.0.0.1", 1000ms);
@@ -155,10 +167,17 @@ TEST_CASE("e2e cli: SIGHUP reloads the config and the counters survive") {
   const HeaderList token = {{"Authorization", "Bearer reload"}};
   CHECK(count_allowed(gateway.port(), 3, token) == 3);
 
+  // A request in flight across the reload completes.
+  const auto port = gateway.port();
+  auto slow = std::async(std::launch::async, [port] {
+    return http_request(port, "GET", "/slow?ms=500", {}).status;
+  });
+  wait_until_upstream_received(upstream, 3 + 1);  // the 3 allowed ones and the slow one
   gateway.rewrite_config(limited_yaml(upstream, 5));
   gateway.process().signal(SIGHUP);
   REQUIRE(gateway.process().wait_for_output("config reloaded", 5s));
   CHECK(count_allowed(gateway.port(), 4, token) == 2);
+  CHECK(slow.get() == 200);
 
   // An invalid file: logged with the problem, the running config (5) stays.
   gateway.rewrite_config(limited_yaml(upstream, 1) + "bogus_key: 1\n");
@@ -180,17 +199,9 @@ TEST_CASE("e2e cli: SIGTERM finishes the request in flight and refuses new conne
   INFO(gateway.process().output());
   const auto port = gateway.port();
   auto slow = std::async(std::launch::async, [port] {
-    return http_request(port, "GET", "/slow?ms=800", {}).status;
+    return http_request(port, "GET", "/slow?ms=800", {});
   });
-  // In flight once the upstream has received it: /count answers how many requests came
-  // before it, our own earlier polls included.
-  const auto poll_deadline = std::chrono::steady_clock::now() + 5s;
-  for (int polls = 0;; ++polls) {
-    const auto count = nlohmann::json::parse(http_request(upstream.port(), "GET", "/count").body);
-    if (count.at("requests") == polls + 1) break;
-    REQUIRE(std::chrono::steady_clock::now() < poll_deadline);
-    std::this_thread::sleep_for(10ms);
-  }
+  wait_until_upstream_received(upstream, 1);
   const auto signalled = std::chrono::steady_clock::now();
   gateway.process().signal(SIGTERM);
   REQUIRE(gateway.process().wait_for_output("draining", 2s));
@@ -201,7 +212,9 @@ TEST_CASE("e2e cli: SIGTERM finishes the request in flight and refuses new conne
   }
   CHECK(refused);
   CHECK(slow.wait_for(0ms) == std::future_status::timeout);  // refused while still in flight
-  CHECK(slow.get() == 200);
+  const HttpResponse finished = slow.get();
+  CHECK(finished.status == 200);
+  CHECK_FALSE(finished.keep_alive);  // a draining server says it closes the connection
   CHECK(gateway.process().wait_exit(4s) == 0);
   CHECK(std::chrono::steady_clock::now() - signalled < 3s);
   CHECK_FALSE(can_connect(port));

@@ -7,6 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
+#include <atomic>
 
 #include "limiter/descriptor.hpp"
 #include "support/demo_upstream.hpp"
@@ -301,11 +304,42 @@ TEST_CASE("e2e limits: two gateways share one Redis budget and fall back to memo
   const HeaderList token = {{"Authorization", "Bearer redis-token"}};
   int allowed = 0;
   for (int i = 0; i < 20; ++i) {
-    const int status = get_status(i % 2 == 0 ? first.port() : second.port(), token);
-    REQUIRE((status == 200 || status == 429));
-    if (status == 200) ++allowed;
+    const HttpResponse r =
+        http_request(i % 2 == 0 ? first.port() : second.port(), "GET", "/", token);
+    REQUIRE((r.status == 200 || r.status == 429));
+    if (r.status == 200) {
+      ++allowed;
+      CHECK(r.header("X-RateLimit-Remaining") == std::to_string(10 - allowed));
+    } else {
+      CHECK(nlohmann::json::parse(r.body).at("limit") == "shared");
+      CHECK(r.header("X-RateLimit-Remaining") == "0");
+      const int retry_after = std::stoi(r.header("Retry-After"));
+      CHECK(retry_after >= 1);
+      CHECK(retry_after <= 60);
+    }
   }
   CHECK(allowed == 10);
+
+  // Concurrent requests through both gateways: still exactly the budget.
+  const HeaderList racing = {{"Authorization", "Bearer racing"}};
+  std::atomic<int> racing_allowed{0};
+  std::atomic<int> racing_other{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, port = t % 2 == 0 ? first.port() : second.port()] {
+      for (int i = 0; i < 5; ++i) {
+        const int status = get_status(port, racing);
+        if (status == 200) {
+          ++racing_allowed;
+        } else if (status != 429) {
+          ++racing_other;
+        }
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  CHECK(racing_allowed == 10);
+  CHECK(racing_other == 0);
 
   const std::string key = "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("redis-token");
   CHECK(redis.command({"TYPE", key}) == "zset");
