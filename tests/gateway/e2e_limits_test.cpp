@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -82,6 +83,22 @@ std::int64_t unix_now() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// Runs a test case once in memory and once against a real redis-server: the Lua
+// script and the in-memory algorithms must answer alike.
+struct Backend {
+  std::optional<RedisServer> redis;
+  explicit Backend(bool with_redis) {
+    if (with_redis) redis.emplace();
+  }
+  std::string yaml() const {
+    return redis ? "redis: { url: \"" + redis->url() + "\" }\n" : "";
+  }
+  // Requires that a Redis-backed gateway really decides in Redis.
+  void require_connected(GatewayProcess& gateway) const {
+    if (redis) REQUIRE(gateway.process().wait_for_output("Connected to Redis", std::chrono::seconds(5)));
+  }
+};
 
 std::size_t count_occurrences(const std::string& text, std::string_view what) {
   std::size_t count = 0;
@@ -204,11 +221,15 @@ TEST_CASE("e2e limits: behind a trusted proxy the right-most untrusted X-Forward
 }
 
 TEST_CASE("e2e limits: the 429 carries the exact status body and headers") {
+  const bool with_redis = GENERATE(false, true);
+  INFO("with Redis: " << with_redis);
+  Backend backend(with_redis);
   DemoUpstream upstream;
   GatewayProcess gateway(gateway_yaml(upstream, one_route(
       "  strict: { requests: 2, window: 10s, key: token_hash }\n", "[strict]") +
-      "response_headers: [x-ratelimit, ietf]\n"), kNoRedis);
+      "response_headers: [x-ratelimit, ietf]\n" + backend.yaml()), kNoRedis);
   INFO(gateway.process().output());
+  backend.require_connected(gateway);
   const HeaderList token = {{"Authorization", "Bearer exact"}};
   for (int i = 0; i < 2; ++i) {
     const HttpResponse ok = http_request(gateway.port(), "GET", "/", token);
@@ -244,12 +265,16 @@ TEST_CASE("e2e limits: the 429 carries the exact status body and headers") {
 }
 
 TEST_CASE("e2e limits: a rejection by one limit of a route consumes nothing from the others") {
+  const bool with_redis = GENERATE(false, true);
+  INFO("with Redis: " << with_redis);
+  Backend backend(with_redis);
   DemoUpstream upstream;
   GatewayProcess gateway(gateway_yaml(upstream, one_route(
       "  auth: { requests: 5, window: 1m, key: token_hash }\n"
       "  role: { requests: 2, window: 1m, key: agent_id }\n", "[auth, role]") +
-      "response_headers: [x-ratelimit, ietf]\n"), kNoRedis);
+      "response_headers: [x-ratelimit, ietf]\n" + backend.yaml()), kNoRedis);
   INFO(gateway.process().output());
+  backend.require_connected(gateway);
   const auto port = gateway.port();
   auto as_agent = [](const std::string& agent) {
     return HeaderList{{"Authorization", "Bearer shared-token"}, {"X-Phlow-Agent-Id", agent}};
