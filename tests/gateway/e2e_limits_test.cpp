@@ -391,3 +391,25 @@ TEST_CASE("e2e limits: two gateways share one Redis budget and fall back to memo
           1);
   }
 }
+
+TEST_CASE("e2e limits: when Redis comes back the gateway says so once and decides in Redis again") {
+  RedisServer redis;
+  DemoUpstream upstream;
+  GatewayProcess gateway(gateway_yaml(upstream, one_route(
+      "  shared: { requests: 3, window: 1m, key: token_hash }\n", "[shared]") +
+      "redis: { url: \"" + redis.url() + "\" }\n"), kNoRedis);
+  INFO(gateway.process().output());
+  REQUIRE(gateway.process().wait_for_output("Connected to Redis", std::chrono::seconds(5)));
+  redis.kill();
+  CHECK(count_allowed(gateway.port(), 2, {{"Authorization", "Bearer during-outage"}}) == 2);
+  REQUIRE(gateway.process().wait_for_output(
+      "Failed to connect to Redis, falling back to in-memory rate limiting", std::chrono::seconds(5)));
+  redis.start();
+  REQUIRE(gateway.process().wait_for_output("Reconnected to Redis", std::chrono::seconds(5)));
+  CHECK(count_allowed(gateway.port(), 4, {{"Authorization", "Bearer back"}}) == 3);
+  const std::string key = "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("back");
+  CHECK(redis.command({"ZCARD", key}) == "3");
+  const std::string log = gateway.process().output();
+  CHECK(count_occurrences(log, "Failed to connect to Redis, falling back to in-memory rate limiting") == 1);
+  CHECK(count_occurrences(log, "Reconnected to Redis") == 1);
+}
