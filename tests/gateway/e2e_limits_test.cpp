@@ -218,6 +218,12 @@ TEST_CASE("e2e limits: behind a trusted proxy the right-most untrusted X-Forward
   // ...and trusted hops to the right are walked past.
   CHECK(get_status(port, {{"X-Forwarded-For", "203.0.113.7, 127.0.0.1"}}) == 429);
   CHECK(get_status(port, {{"X-Forwarded-For", "203.0.113.8, 198.51.100.2"}}) == 200);
+  // IPv6 clients are counted by their /64: rotating the interface ID does not help.
+  CHECK(get_status(port, {{"X-Forwarded-For", "2001:db8:0:1::1"}}) == 200);
+  CHECK(get_status(port, {{"X-Forwarded-For", "2001:db8:0:1::2"}}) == 200);
+  CHECK(get_status(port, {{"X-Forwarded-For", "2001:db8:0:1:aaaa::3"}}) == 200);
+  CHECK(get_status(port, {{"X-Forwarded-For", "2001:db8:0:1::4"}}) == 429);
+  CHECK(get_status(port, {{"X-Forwarded-For", "2001:db8:0:2::1"}}) == 200);
 }
 
 TEST_CASE("e2e limits: the 429 carries the exact status body and headers") {
