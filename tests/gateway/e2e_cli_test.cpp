@@ -158,6 +158,11 @@ TEST_CASE("e2e cli: zero-config mode limits bearer tokens at 60 per minute") {
   CHECK(allowed == 60);
   CHECK(connection.request("GET", "/", {{"Authorization", "Bearer other"}}).status == 200);
   CHECK(connection.request("GET", "/", {}).status == 200);
+  // No file to reload: SIGHUP says so and changes nothing.
+  gateway.signal(SIGHUP);
+  CHECK(gateway.wait_for_output("no config file to reload", 5s));
+  CHECK(connection.request("GET", "/", {{"Authorization", "Bearer zero"}}).status == 429);
+  CHECK(gateway.running());
 }
 
 TEST_CASE("e2e cli: SIGHUP reloads the config and the counters survive") {
