@@ -297,7 +297,7 @@ net::awaitable<void> Session::send(http::status status, std::string body, const 
   res.set(http::field::content_type, "application/json");
   for (const auto& [name, value] : extra) res.insert(name, value);
   res.body() = std::move(body);
-  res.keep_alive(keep_alive);
+  res.keep_alive(keep_alive && !worker_.server().draining());
   res.prepare_payload();
   client_.expires_after(snapshot_ ? snapshot_->config->http.idle_timeout : std::chrono::seconds(10));
   co_await http::async_write(client_, res, use_tuple);
@@ -506,6 +506,9 @@ net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
   if (response.content_length()) length = *response.content_length();
   strip_hop_by_hop(res);
   for (const auto& [name, value] : limit_headers) res.set(name, value);
+  // A drain that began while this request was in flight closes the connection after
+  // it: say so, so that the client does not send another request into the close.
+  keep_alive = keep_alive && !worker_.server().draining();
   if (chunked || !delimited) {
     res.chunked(true);  // a body up to EOF is re-framed for a keep-alive client
   } else if (length) {
