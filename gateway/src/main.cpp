@@ -28,6 +28,7 @@ struct Options {
   std::string listen = "0.0.0.0:8080";
   std::optional<std::string> log_level;
   bool check = false;
+  bool listen_given = false;
 };
 
 int bad_command_line(const std::string& why) {
@@ -62,13 +63,19 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
     if (!v) return bad_command_line(arg + " needs a value");
     if (arg == "--config") o.config = *v;
     if (arg == "--upstream") o.upstream = *v;
-    if (arg == "--listen") o.listen = *v;
+    if (arg == "--listen") {
+      o.listen = *v;
+      o.listen_given = true;
+    }
     if (arg == "--log-level") o.log_level = *v;
   }
   if (o.config.empty() == o.upstream.empty()) {
     return bad_command_line("give exactly one of --config FILE and --upstream URL");
   }
   if (o.check && o.config.empty()) return bad_command_line("--check needs --config FILE");
+  if (o.listen_given && !o.config.empty()) {
+    return bad_command_line("--listen goes with --upstream; with --config, set listen in the file");
+  }
   return std::nullopt;
 }
 

@@ -52,7 +52,6 @@ void append_rate_limit_headers(const config::ResponseHeaders& families,
     out.emplace_back("X-RateLimit-Limit", std::to_string(r.limit));
     out.emplace_back("X-RateLimit-Remaining", std::to_string(remaining));
     out.emplace_back("X-RateLimit-Reset", std::to_string(ceil_seconds(r.reset_ms)));
-    if (rejected) out.emplace_back("Retry-After", std::to_string(retry));
   }
   if (families.ietf) {
     const std::string name = sf_string(limit_name);
@@ -62,6 +61,8 @@ void append_rate_limit_headers(const config::ResponseHeaders& families,
     out.emplace_back("RateLimit", name + ";r=" + std::to_string(remaining) +
                                       ";t=" + std::to_string(reset_in));
   }
+  // Retry-After is plain HTTP (RFC 9110), not part of either family: every 429 has it.
+  if (rejected) out.emplace_back("Retry-After", std::to_string(retry));
 }
 
 std::string rate_limited_body(const std::string& limit_name, std::int64_t retry_after_ms) {

@@ -102,6 +102,10 @@ TEST_CASE("e2e cli: a bad command line exits 2") {
   CHECK(both.exit_code == 2);
   const RunResult neither = run_gateway({});
   CHECK(neither.exit_code == 2);
+  // --listen would be silently ignored next to a file that sets listen: refused.
+  const RunResult listen = run_gateway({"--config", path, "--listen", "127.0.0.1:0"});
+  CHECK(listen.exit_code == 2);
+  CHECK(contains(listen.err, "--listen"));
 }
 
 TEST_CASE("e2e cli: --check on the example config prints a summary of routes and limits") {

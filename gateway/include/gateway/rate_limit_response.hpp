@@ -18,9 +18,10 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 // 429, the most restrictive one otherwise) to `out`, for the families enabled in
 // `families`. `limit_name` and `window_ms` describe that limit. Appends nothing when
 // `index` is not a limit of `decision` (kNone: a route without limits).
-//   X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix seconds,
-//   rounded up), Retry-After (seconds, rounded up; only when rejected)
-//   RateLimit-Policy: "name";q=N;w=SECONDS   RateLimit: "name";r=R;t=SECONDS
+//   x-ratelimit: X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix
+//   seconds, rounded up)
+//   ietf: RateLimit-Policy: "name";q=N;w=SECONDS   RateLimit: "name";r=R;t=SECONDS
+//   and, whatever the families, Retry-After (seconds, rounded up) when rejected.
 void append_rate_limit_headers(const config::ResponseHeaders& families,
                                const limiter::Decision& decision, int index,
                                const std::string& limit_name, std::int64_t window_ms,
