@@ -27,6 +27,12 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
+#ifdef PHLOW_SANITIZED
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 namespace {
 
 // A config with one upstream `app` and one catch-all route; `http` (indented by two)
@@ -352,7 +358,10 @@ TEST_CASE("proxy: streams a 200 MB upload and download in bounded memory") {
   const long peak_kb = proc_status_kb(pid, "VmHWM");
   INFO("gateway peak RSS " << peak_kb << " kB");
   CHECK(peak_kb > 0);
-  CHECK(peak_kb < 64 * 1024);
+  // ASan keeps freed memory in quarantine and adds shadow pages, so a sanitized build
+  // is held to a looser bound that still rules out buffering a 200 MB body.
+  constexpr long kPeakLimitKb = kSanitized ? 192 * 1024 : 64 * 1024;
+  CHECK(peak_kb < kPeakLimitKb);
 }
 
 TEST_CASE("proxy: relays chunked bodies both ways") {
