@@ -8,7 +8,9 @@ flags=()
 if [[ "${PHLOW_SANITIZE:-0}" == 1 ]]; then
   build=build-asan
   flags+=(-DPHLOW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DPHLOW_BUILD_BENCH=OFF)
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  # A small quarantine keeps the gateway processes of the end-to-end tests near their
+  # real memory use (the streaming test bounds it).
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 jobs=$(nproc 2>/dev/null || echo 2)
