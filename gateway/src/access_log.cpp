@@ -1,6 +1,8 @@
 #include "gateway/access_log.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +16,17 @@ namespace {
 
 std::uint64_t count_lines(const std::string& batch) {
   return static_cast<std::uint64_t>(std::count(batch.begin(), batch.end(), '\n'));
+}
+
+// A write to a pipe whose reader went away raises SIGPIPE in the writing thread, which
+// by default ends the process. Blocked here, in the writer thread only, the write fails
+// with EPIPE instead and its lines count as dropped; the process's signal handling is
+// left alone.
+void block_sigpipe_in_this_thread() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
 }  // namespace
@@ -89,6 +102,7 @@ void AccessLogSink::flush_and_stop() {
 
 // Takes the whole queue per wake-up, so the mutex is held only to swap it out.
 void AccessLogSink::run() {
+  block_sigpipe_in_this_thread();
   std::unique_lock lock(mutex_);
   while (true) {
     wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });

@@ -222,3 +222,15 @@ TEST_CASE("access log cost of append") {
                                    << " bytes a line), including hand-over to the sink");
   CHECK(sink->dropped_lines() == 0);
 }
+
+TEST_CASE("access log counts lines lost to a reader that went away") {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  ::close(fds[0]);  // a closed stdout pipe: writes fail with EPIPE, not SIGPIPE
+  auto sink = AccessLogSink::from_fd(fds[1], true);
+  AccessLogBuffer buffer(sink);
+  for (int i = 0; i < 3; ++i) buffer.append(limited_record());
+  buffer.flush();
+  sink->flush_and_stop();
+  CHECK(sink->dropped_lines() == 3);
+}
