@@ -109,13 +109,13 @@ void append_ms(std::string& out, std::chrono::microseconds d) {
   append_padded(out, us % 1000, 3);
 }
 
-// 2026-11-27T10:31:02.123Z, by civil-calendar arithmetic rather than gmtime_r.
-void append_time(std::string& out, std::chrono::system_clock::time_point t) {
+// "2026-11-27T10:31:02" by civil-calendar arithmetic rather than gmtime_r.
+std::string format_second(std::chrono::sys_seconds t) {
   using namespace std::chrono;
-  const auto ms = floor<milliseconds>(t);
-  const auto day = floor<days>(ms);
+  const auto day = floor<days>(t);
   const year_month_day date{day};
-  const hh_mm_ss clock{ms - day};
+  const hh_mm_ss clock{t - day};
+  std::string out;
   append_padded(out, static_cast<int>(date.year()), 4);
   out += '-';
   append_padded(out, static_cast<unsigned>(date.month()), 2);
@@ -127,8 +127,24 @@ void append_time(std::string& out, std::chrono::system_clock::time_point t) {
   append_padded(out, clock.minutes().count(), 2);
   out += ':';
   append_padded(out, clock.seconds().count(), 2);
+  return out;
+}
+
+// 2026-11-27T10:31:02.123Z. Records of one worker mostly fall in the same second, so
+// the calendar part is formatted once per second and thread (a cache, not shared state).
+void append_time(std::string& out, std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  thread_local sys_seconds cached_second{seconds::min()};
+  thread_local std::string cached_text;
+  const auto ms = floor<milliseconds>(t);
+  const auto second = floor<seconds>(ms);
+  if (second != cached_second) {
+    cached_text = format_second(second);
+    cached_second = second;
+  }
+  out += cached_text;
   out += '.';
-  append_padded(out, clock.subseconds().count(), 3);
+  append_padded(out, (ms - second).count(), 3);
   out += 'Z';
 }
 

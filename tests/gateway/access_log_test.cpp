@@ -86,6 +86,10 @@ TEST_CASE("access log line holds every field by value") {
   CHECK(j["limit"] == "auth");
   CHECK(j["identifier"] == "9f86d081");
   CHECK_THAT(line, Catch::Contains(R"("duration_ms":1.234,"limiter_ms":0.012,"upstream_ms":0.000)"));
+  AccessRecord later = limited_record();
+  later.time += 24h + 58s;  // the next day and minute: the cached calendar part moves on
+  CHECK(json::parse(format(later))["time"] == "2026-11-28T10:32:00.123Z");
+  CHECK(json::parse(format(limited_record()))["time"] == "2026-11-27T10:31:02.123Z");
 }
 
 TEST_CASE("access log escapes quotes control characters and invalid UTF-8") {
