@@ -1,0 +1,165 @@
+#pragma once
+// Counters of the data path and their two renderings: Prometheus text for GET /metrics
+// and JSON for the status page. Each worker owns a WorkerStats it alone writes; the
+// admin thread sums them when scraped, so counting never takes a lock shared by workers.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace phlow::gateway {
+
+inline constexpr std::size_t kMaxNames = 256;  // distinct names per table over the process life
+inline constexpr std::size_t kOtherId = kMaxNames - 1;
+inline constexpr std::string_view kOtherName = "other";
+
+// Stable small ids for names (routes, limits, upstreams). Assigned on the control plane
+// (config load/reload), never on the data path. Thread-safe. Once kMaxNames - 1 names
+// are known every further name gets kOtherId ("other"). Names are never forgotten, so
+// counters survive reloads.
+class NameTable {
+ public:
+  std::size_t id(const std::string& name);
+  // Index = id. Holds "other" at kOtherId once a name overflowed.
+  std::vector<std::string> names() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::size_t> ids_;
+  std::vector<std::string> names_;
+  bool overflowed_ = false;
+};
+
+enum class StatusClass : std::uint8_t { s1xx, s2xx, s3xx, s4xx, s5xx };
+// Below 200 is 1xx, 500 and above (and nonsense past 599) is 5xx.
+StatusClass status_class(int status);
+std::string_view to_string(StatusClass c);  // "2xx"
+
+enum class Outcome : std::uint8_t { allowed, limited, shadow_limited, skipped };
+enum class UpstreamError : std::uint8_t {
+  connect_refused, connect_timeout, timeout, reset, bad_response, truncated
+};
+enum class RedisError : std::uint8_t { timeout, connection, server_error, bad_reply };
+std::string_view to_string(Outcome o);
+std::string_view to_string(UpstreamError e);
+std::string_view to_string(RedisError e);
+
+inline constexpr std::size_t kStatusClasses = 5;
+inline constexpr std::size_t kOutcomes = 4;
+inline constexpr std::size_t kUpstreamErrors = 6;
+inline constexpr std::size_t kRedisErrors = 4;
+
+// Adds to a counter that has a single writer thread: a plain load and store instead of
+// a locked read-modify-write, since no other thread writes it.
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+// Latency histogram with fixed buckets in seconds:
+// 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 +Inf.
+// One writer thread, any reader thread (relaxed atomics): every value read only grows.
+class Histogram {
+ public:
+  static constexpr std::size_t kBuckets = 15;  // the last is +Inf
+  static constexpr std::array<std::int64_t, kBuckets - 1> kBoundsNs{
+      500'000,     1'000'000,   2'500'000,     5'000'000,     10'000'000,
+      25'000'000,  50'000'000,  100'000'000,   250'000'000,   500'000'000,
+      1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
+  // The `le` label of each bucket, as Prometheus clients print them.
+  static constexpr std::array<std::string_view, kBuckets> kBucketLabels{
+      "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+      "0.25",   "0.5",   "1",      "2.5",   "5",    "10",    "+Inf"};
+
+  // Negative durations count as zero.
+  void observe(std::chrono::nanoseconds d);
+
+  // Per-bucket (not cumulative) counts; count is their sum, so +Inf always equals it.
+  struct Snapshot {
+    std::array<std::uint64_t, kBuckets> buckets{};
+    std::uint64_t count = 0;
+    std::uint64_t sum_ns = 0;
+    Snapshot& operator+=(const Snapshot& other);
+  };
+  Snapshot snapshot() const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kBuckets> buckets_{};
+  std::atomic<std::uint64_t> sum_ns_{0};
+};
+
+// One per worker: written only by that worker, read by the admin thread when scraped.
+// Aligned so that two workers' stats never share a cache line.
+struct alignas(64) WorkerStats {
+  // Ids past the table (>= kMaxNames) count as "other".
+  void count_request(std::size_t route_id, int status);
+  void count_decision(std::size_t limit_id, Outcome outcome);
+  void count_redis_error(RedisError e) { bump(redis_errors[static_cast<std::size_t>(e)]); }
+  void count_upstream_error(UpstreamError e) {
+    bump(upstream_errors[static_cast<std::size_t>(e)]);
+  }
+
+  std::array<std::array<std::atomic<std::uint64_t>, kStatusClasses>, kMaxNames> requests{};
+  std::array<std::array<std::atomic<std::uint64_t>, kOutcomes>, kMaxNames> decisions{};
+  Histogram redis_check;
+  std::array<std::atomic<std::uint64_t>, kRedisErrors> redis_errors{};
+  Histogram upstream;
+  std::array<std::atomic<std::uint64_t>, kUpstreamErrors> upstream_errors{};
+  std::atomic<std::int64_t> client_connections{0}, upstream_connections{0};
+
+  // The most limited identifiers (already hashed/key form, e.g. "auth:9f86d0..."): a
+  // space-saving top-k (k = kTopK) behind a mutex of this worker only, taken on limited
+  // requests and by the scraper, never shared by workers. Counts may overestimate an
+  // identifier that entered late by at most the count of the one it evicted.
+  static constexpr std::size_t kTopK = 32;
+  void count_limited_identifier(std::string_view limit_and_identifier);
+  // At most n entries, highest count first (ties by name).
+  std::vector<std::pair<std::string, std::uint64_t>> top_limited(std::size_t n) const;
+
+ private:
+  struct TopEntry {
+    std::string key;
+    std::uint64_t count;
+  };
+  mutable std::mutex top_mutex_;
+  std::vector<TopEntry> top_;
+};
+
+// Process-wide facts the scrape adds.
+struct GlobalStats {
+  bool redis_configured = false;
+  bool in_fallback = false;
+  std::uint64_t fallback_transitions = 0, recoveries = 0;
+  std::uint64_t reloads_ok = 0, reloads_failed = 0, config_generation = 0;
+  double uptime_seconds = 0;
+  std::string version;
+};
+
+// Prometheus text format 0.0.4 (every family with # HELP and # TYPE, names prefixed
+// phlow_gateway_, counters ending _total, histograms as _bucket{le}/_sum/_count, label
+// values escaped). Sums the workers. Families: requests_total{route,code_class},
+// decisions_total{limit,outcome}, redis_check_duration_seconds, redis_errors_total{kind},
+// redis_fallback, redis_fallback_transitions_total{to}, upstream_duration_seconds,
+// upstream_errors_total{kind}, open_connections{side}, config_reloads_total{result},
+// config_generation, uptime_seconds, build_info{version}. Route and limit counters
+// appear only for non-zero combinations; the fixed-kind counters always appear.
+std::string render_prometheus(const std::vector<const WorkerStats*>& workers,
+                              const NameTable& routes, const NameTable& limits,
+                              const GlobalStats& global);
+
+// The same numbers as JSON for the status page: per route {requests, by_class}, per
+// limit {allowed, limited, shadow_limited, skipped}, redis state, connections, reloads,
+// top limited identifiers (merged over workers, top 10), generation, uptime, version.
+nlohmann::json status_json(const std::vector<const WorkerStats*>& workers,
+                           const NameTable& routes, const NameTable& limits,
+                           const GlobalStats& global);
+
+}  // namespace phlow::gateway

@@ -1,0 +1,162 @@
+// render_prometheus: the text exposition format 0.0.4.
+
+#include <charconv>
+#include <initializer_list>
+
+#include "gateway/metrics.hpp"
+#include "metrics_totals.hpp"
+
+namespace phlow::gateway {
+
+namespace {
+
+using detail::NameGroup;
+using detail::Totals;
+using Label = std::pair<std::string_view, std::string_view>;
+
+constexpr std::string_view kPrefix = "phlow_gateway_";
+
+void append_escaped_label(std::string& out, std::string_view value) {
+  for (char c : value) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+}
+
+template <typename Number>
+void append_number(std::string& out, Number value) {
+  char buf[32];
+  const auto result = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, result.ptr);
+}
+
+void family(std::string& out, std::string_view name, std::string_view type,
+            std::string_view help) {
+  out.append("# HELP ").append(kPrefix).append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(kPrefix).append(name).append(" ").append(type).append("\n");
+}
+
+template <typename Number>
+void sample(std::string& out, std::string_view name, std::initializer_list<Label> labels,
+            Number value) {
+  out.append(kPrefix).append(name);
+  if (labels.size() != 0) {
+    char separator = '{';
+    for (const auto& [key, label_value] : labels) {
+      out.append(1, separator).append(key).append("=\"");
+      append_escaped_label(out, label_value);
+      out.append("\"");
+      separator = ',';
+    }
+    out.append("}");
+  }
+  out.append(" ");
+  append_number(out, value);
+  out.append("\n");
+}
+
+void histogram(std::string& out, std::string_view name, std::string_view help,
+               const Histogram::Snapshot& h) {
+  family(out, name, "histogram", help);
+  const std::string bucket = std::string(name) + "_bucket";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < Histogram::kBuckets; ++i) {
+    cumulative += h.buckets[i];
+    sample(out, bucket, {{"le", Histogram::kBucketLabels[i]}}, cumulative);
+  }
+  sample(out, std::string(name) + "_sum", {}, static_cast<double>(h.sum_ns) / 1e9);
+  sample(out, std::string(name) + "_count", {}, h.count);
+}
+
+void requests(std::string& out, const Totals& t, const std::vector<NameGroup>& routes) {
+  family(out, "requests_total", "counter", "Requests answered, by route and status class.");
+  for (const NameGroup& route : routes) {
+    const auto row = detail::sum_rows(t.requests, route);
+    for (std::size_t c = 0; c < kStatusClasses; ++c) {
+      if (row[c] == 0) continue;
+      sample(out, "requests_total",
+             {{"route", route.name}, {"code_class", to_string(static_cast<StatusClass>(c))}},
+             row[c]);
+    }
+  }
+}
+
+void decisions(std::string& out, const Totals& t, const std::vector<NameGroup>& limits) {
+  family(out, "decisions_total", "counter", "Rate-limit decisions, by limit and outcome.");
+  for (const NameGroup& limit : limits) {
+    const auto row = detail::sum_rows(t.decisions, limit);
+    for (std::size_t o = 0; o < kOutcomes; ++o) {
+      if (row[o] == 0) continue;
+      sample(out, "decisions_total",
+             {{"limit", limit.name}, {"outcome", to_string(static_cast<Outcome>(o))}}, row[o]);
+    }
+  }
+}
+
+template <typename Kind, std::size_t N>
+void errors(std::string& out, std::string_view name, std::string_view help,
+            const std::array<std::uint64_t, N>& counts) {
+  family(out, name, "counter", help);
+  for (std::size_t k = 0; k < N; ++k)
+    sample(out, name, {{"kind", to_string(static_cast<Kind>(k))}}, counts[k]);
+}
+
+void redis(std::string& out, const Totals& t, const GlobalStats& g) {
+  histogram(out, "redis_check_duration_seconds", "Duration of one Redis limit check.",
+            t.redis_check);
+  errors<RedisError>(out, "redis_errors_total", "Failed Redis limit checks, by kind.",
+                     t.redis_errors);
+  family(out, "redis_fallback", "gauge",
+         "1 while limit checks use the in-memory fallback instead of Redis.");
+  sample(out, "redis_fallback", {}, g.in_fallback ? 1 : 0);
+  family(out, "redis_fallback_transitions_total", "counter",
+         "Switches between Redis and the in-memory fallback, by the side switched to.");
+  sample(out, "redis_fallback_transitions_total", {{"to", "fallback"}}, g.fallback_transitions);
+  sample(out, "redis_fallback_transitions_total", {{"to", "redis"}}, g.recoveries);
+}
+
+void upstream(std::string& out, const Totals& t) {
+  histogram(out, "upstream_duration_seconds",
+            "Time from sending a request upstream to its complete response.", t.upstream);
+  errors<UpstreamError>(out, "upstream_errors_total", "Failed upstream exchanges, by kind.",
+                        t.upstream_errors);
+  family(out, "open_connections", "gauge", "Open connections, by side.");
+  sample(out, "open_connections", {{"side", "client"}}, t.client_connections);
+  sample(out, "open_connections", {{"side", "upstream"}}, t.upstream_connections);
+}
+
+void process(std::string& out, const GlobalStats& g) {
+  family(out, "config_reloads_total", "counter", "Configuration reloads, by result.");
+  sample(out, "config_reloads_total", {{"result", "ok"}}, g.reloads_ok);
+  sample(out, "config_reloads_total", {{"result", "failed"}}, g.reloads_failed);
+  family(out, "config_generation", "gauge", "Generation of the configuration in use.");
+  sample(out, "config_generation", {}, g.config_generation);
+  family(out, "uptime_seconds", "gauge", "Seconds since the gateway started.");
+  sample(out, "uptime_seconds", {}, g.uptime_seconds);
+  family(out, "build_info", "gauge", "Always 1; the build's version as a label.");
+  sample(out, "build_info", {{"version", g.version}}, 1);
+}
+
+}  // namespace
+
+std::string render_prometheus(const std::vector<const WorkerStats*>& workers,
+                              const NameTable& routes, const NameTable& limits,
+                              const GlobalStats& global) {
+  const Totals totals = detail::sum_workers(workers);
+  std::string out;
+  out.reserve(8192);
+  requests(out, totals, detail::group_names(routes));
+  decisions(out, totals, detail::group_names(limits));
+  redis(out, totals, global);
+  upstream(out, totals);
+  process(out, global);
+  return out;
+}
+
+}  // namespace phlow::gateway

@@ -1,0 +1,56 @@
+#include "metrics_totals.hpp"
+
+#include <algorithm>
+
+namespace phlow::gateway::detail {
+
+namespace {
+
+std::uint64_t load(const std::atomic<std::uint64_t>& a) {
+  return a.load(std::memory_order_relaxed);
+}
+
+template <std::size_t N>
+void add_rows(std::vector<std::array<std::uint64_t, N>>& into,
+              const std::array<std::array<std::atomic<std::uint64_t>, N>, kMaxNames>& from) {
+  for (std::size_t id = 0; id < kMaxNames; ++id)
+    for (std::size_t i = 0; i < N; ++i) into[id][i] += load(from[id][i]);
+}
+
+}  // namespace
+
+Totals sum_workers(const std::vector<const WorkerStats*>& workers) {
+  Totals t;
+  for (const WorkerStats* w : workers) {
+    add_rows(t.requests, w->requests);
+    add_rows(t.decisions, w->decisions);
+    t.redis_check += w->redis_check.snapshot();
+    t.upstream += w->upstream.snapshot();
+    for (std::size_t i = 0; i < kRedisErrors; ++i) t.redis_errors[i] += load(w->redis_errors[i]);
+    for (std::size_t i = 0; i < kUpstreamErrors; ++i)
+      t.upstream_errors[i] += load(w->upstream_errors[i]);
+    t.client_connections += w->client_connections.load(std::memory_order_relaxed);
+    t.upstream_connections += w->upstream_connections.load(std::memory_order_relaxed);
+  }
+  return t;
+}
+
+std::vector<NameGroup> group_names(const NameTable& table) {
+  std::vector<NameGroup> groups;
+  const std::vector<std::string> names = table.names();
+  for (std::size_t id = 0; id < names.size(); ++id) {
+    // The table's names are unique, except that the overflow slot may meet a real "other".
+    if (id == kOtherId) {
+      auto real = std::find_if(groups.begin(), groups.end(),
+                               [](const NameGroup& g) { return g.name == kOtherName; });
+      if (real != groups.end()) {
+        real->ids.push_back(id);
+        continue;
+      }
+    }
+    groups.push_back(NameGroup{names[id], {id}});
+  }
+  return groups;
+}
+
+}  // namespace phlow::gateway::detail

@@ -1,0 +1,46 @@
+#pragma once
+// Internal to the metrics renderers: the workers' counters summed once per scrape, and
+// the names of a table grouped so that equal names render as one label value.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gateway/metrics.hpp"
+
+namespace phlow::gateway::detail {
+
+struct Totals {
+  std::vector<std::array<std::uint64_t, kStatusClasses>> requests =
+      std::vector<std::array<std::uint64_t, kStatusClasses>>(kMaxNames);
+  std::vector<std::array<std::uint64_t, kOutcomes>> decisions =
+      std::vector<std::array<std::uint64_t, kOutcomes>>(kMaxNames);
+  Histogram::Snapshot redis_check, upstream;
+  std::array<std::uint64_t, kRedisErrors> redis_errors{};
+  std::array<std::uint64_t, kUpstreamErrors> upstream_errors{};
+  std::int64_t client_connections = 0, upstream_connections = 0;
+};
+
+Totals sum_workers(const std::vector<const WorkerStats*>& workers);
+
+// One entry per distinct name, in id order; several ids share an entry only when a real
+// name "other" and the overflow slot both exist.
+struct NameGroup {
+  std::string name;
+  std::vector<std::size_t> ids;
+};
+std::vector<NameGroup> group_names(const NameTable& table);
+
+// The element-wise sum of rows[id] over the group's ids.
+template <std::size_t N>
+std::array<std::uint64_t, N> sum_rows(const std::vector<std::array<std::uint64_t, N>>& rows,
+                                      const NameGroup& group) {
+  std::array<std::uint64_t, N> out{};
+  for (std::size_t id : group.ids)
+    for (std::size_t i = 0; i < N; ++i) out[i] += rows[id][i];
+  return out;
+}
+
+}  // namespace phlow::gateway::detail
