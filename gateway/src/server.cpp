@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "config/loader.hpp"
+#include "gateway/access_log.hpp"
+#include "gateway/admin_server.hpp"
 #include "gateway/snapshot.hpp"
 #include "gateway/worker.hpp"
 
@@ -49,7 +51,71 @@ Server::Server(std::shared_ptr<const config::Config> config, std::string config_
   }
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  if (admin_) admin_->stop();
+  workers_.clear();
+  if (access_log_) access_log_->flush_and_stop();
+}
+
+std::shared_ptr<const Snapshot> Server::current_snapshot() const {
+  std::lock_guard lock(snapshot_mutex_);
+  return snapshot_;
+}
+
+double Server::uptime_seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+}
+
+std::string Server::redis_state() const {
+  if (!redis_health_) return "disabled";
+  return redis_health_->state() == limiter::RedisState::connected ? "connected" : "fallback";
+}
+
+GlobalStats Server::global_stats() const {
+  GlobalStats g;
+  g.redis_configured = redis_health_ != nullptr;
+  g.in_fallback = redis_health_ && redis_health_->state() != limiter::RedisState::connected;
+  g.fallback_transitions = redis_health_ ? redis_health_->fallback_transitions() : 0;
+  g.recoveries = redis_health_ ? redis_health_->recovery_transitions() : 0;
+  g.reloads_ok = reloads_ok_.load();
+  g.reloads_failed = reloads_failed_.load();
+  g.config_generation = current_snapshot()->generation;
+  g.uptime_seconds = uptime_seconds();
+  g.version = "0.1.0";
+  return g;
+}
+
+std::string Server::metrics_text() const {
+  std::vector<const WorkerStats*> stats;
+  for (const auto& worker : workers_) stats.push_back(&worker->stats());
+  return render_prometheus(stats, route_names_, limit_names_, global_stats());
+}
+
+std::string Server::status_json() const {
+  std::vector<const WorkerStats*> stats;
+  for (const auto& worker : workers_) stats.push_back(&worker->stats());
+  return gateway::status_json(stats, route_names_, limit_names_, global_stats()).dump();
+}
+
+bool Server::start_admin() {
+  AdminSources sources;
+  sources.snapshot = [this] { return current_snapshot(); };
+  sources.metrics_text = [this] { return metrics_text(); };
+  sources.status_json = [this] { return status_json(); };
+  sources.redis_state = [this] { return redis_state(); };
+  sources.uptime_seconds = [this] { return uptime_seconds(); };
+  sources.memory = memory_;
+  sources.redis_health = redis_health_;
+  admin_ = std::make_unique<AdminServer>(*config_, std::move(sources));
+  if (admin_->start(config_->admin.listen)) return true;
+  if (config_path_.empty()) {
+    // Zero-config mode never asked for an admin listener: serve without one.
+    spdlog::warn("zero-config mode: running without the admin listener");
+    admin_.reset();
+    return true;
+  }
+  return false;
+}
 
 bool Server::try_open_connection(std::uint64_t max_connections) {
   if (open_connections_.fetch_add(1, std::memory_order_relaxed) >= max_connections) {
@@ -80,9 +146,20 @@ bool Server::bind_all() {
 int Server::run() {
   unsigned threads = config_->threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  auto snapshot = std::make_shared<const Snapshot>(config_, generation_);
+  std::string log_error;
+  access_log_ = AccessLogSink::open(config_->access_log, &log_error);
+  if (!access_log_ && !log_error.empty()) {
+    spdlog::error("access log: {}", log_error);
+    return 1;
+  }
+  auto snapshot = std::make_shared<const Snapshot>(config_, generation_, route_names_, limit_names_);
+  {
+    std::lock_guard lock(snapshot_mutex_);
+    snapshot_ = snapshot;
+  }
   for (unsigned i = 0; i < threads; ++i) {
-    workers_.push_back(std::make_unique<Worker>(*this, snapshot, memory_, redis_health_));
+    workers_.push_back(
+        std::make_unique<Worker>(*this, snapshot, memory_, redis_health_, access_log_));
   }
   if (redis_health_) {
     // Bounded: the first checks should not fall back only because connecting is slow.
@@ -92,7 +169,7 @@ int Server::run() {
   }
   net::io_context signals_io;
   net::signal_set signals(signals_io, SIGINT, SIGTERM, SIGHUP);
-  if (!bind_all()) {
+  if (!bind_all() || !start_admin()) {
     for (auto& worker : workers_) worker->stop();
     return 1;
   }
@@ -131,6 +208,8 @@ void Server::drain_and_stop() {
   }
   for (auto& worker : workers_) worker->stop();
   for (auto& worker : workers_) worker->join();
+  if (admin_) admin_->stop();
+  if (access_log_) access_log_->flush_and_stop();
   spdlog::info("stopped");
 }
 
@@ -141,6 +220,7 @@ void Server::reload() {
   }
   config::LoadResult loaded = config::load_config_file(config_path_);
   if (!loaded.ok()) {
+    ++reloads_failed_;
     spdlog::error("reload of {} failed; the running config stays in force:\n{}", config_path_,
                   config::format_errors(loaded.errors));
     return;
@@ -151,8 +231,14 @@ void Server::reload() {
     spdlog::warn("reload: listen, threads, redis and admin changes take effect on restart only");
   }
   config_ = loaded.config;
-  auto snapshot = std::make_shared<const Snapshot>(config_, ++generation_);
+  auto snapshot =
+      std::make_shared<const Snapshot>(config_, ++generation_, route_names_, limit_names_);
+  {
+    std::lock_guard lock(snapshot_mutex_);
+    snapshot_ = snapshot;
+  }
   for (auto& worker : workers_) worker->replace_snapshot(snapshot);
+  ++reloads_ok_;
   spdlog::info("config reloaded from {} (generation {})", config_path_, generation_);
 }
 

@@ -109,6 +109,24 @@ struct ResponseRelay {
   bool upstream_reusable = false;  // the upstream connection may carry another request
 };
 
+// What one request did, for the metrics and the access log.
+struct RequestRecord {
+  std::chrono::steady_clock::time_point start;
+  std::chrono::steady_clock::duration limiter{};
+  std::chrono::steady_clock::duration upstream{};
+  int status = 0;  // 0: no response was sent (the client went away first)
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::size_t route_id = 0;
+  std::string_view route;     // label, owned by the snapshot
+  std::string_view upstream_name;
+  std::string_view decision = "none";
+  std::string_view limit;     // owned by the snapshot
+  std::string identifier;     // as in the key; only filled when logging
+  std::string client_ip;      // only filled when logging
+  std::string path;           // as received; only filled when logging
+};
+
 class Session {
  public:
   Session(Worker& worker, net::ip::tcp::socket socket)
@@ -131,7 +149,11 @@ class Session {
 
  private:
   net::awaitable<bool> handle_request();
+  net::awaitable<bool> process(RequestParser& parser);
   net::awaitable<bool> wait_for_request();
+  net::awaitable<limiter::Decision> check_limits(const config::Route& route, const RequestView& view);
+  void count_decisions(const config::Route& route, const limiter::Decision& decision);
+  void finish_request(const RequestParser& parser);
   net::awaitable<bool> forward(RequestParser& parser, const config::Route& route,
                                const limiter::Decision& decision, bool keep_alive);
   net::awaitable<void> send(http::status status, std::string body, const HeaderList& extra,
@@ -163,6 +185,7 @@ class Session {
   std::vector<limiter::Descriptor> descriptors_;
   std::vector<std::size_t> descriptor_limits_;  // config limit index per descriptor
   std::string identifier_;
+  RequestRecord record_;
 };
 
 net::awaitable<void> Session::run() {
@@ -194,9 +217,17 @@ net::awaitable<bool> Session::wait_for_request() {
 net::awaitable<bool> Session::handle_request() {
   if (!co_await wait_for_request()) co_return false;
   snapshot_ = worker_.snapshot();  // one config for the whole request
-  const config::Config& cfg = *snapshot_->config;
-
+  record_ = RequestRecord{};
+  record_.start = std::chrono::steady_clock::now();
+  record_.route_id = snapshot_->unmatched_route_id;
   RequestParser parser;
+  const bool keep_alive = co_await process(parser);
+  finish_request(parser);
+  co_return keep_alive;
+}
+
+net::awaitable<bool> Session::process(RequestParser& parser) {
+  const config::Config& cfg = *snapshot_->config;
   parser.header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg.http.max_header_bytes, UINT32_MAX)));
   parser.body_limit(cfg.http.max_body_bytes);
   client_.expires_after(cfg.http.header_timeout);
@@ -223,7 +254,18 @@ net::awaitable<bool> Session::handle_request() {
   FieldsSource headers(req);
   const RequestView view{req.method_string(), req.target(), host, peer_ip_, headers};
 
+  if (req["X-Request-Id"].empty()) req.set("X-Request-Id", random_request_id(worker_.random()));
+  if (worker_.access_log()) {
+    record_.client_ip = snapshot_->identifiers.client_ip(view);
+    record_.path = std::string(req.target());
+  }
   const config::Route* route = match_route(cfg, view);
+  if (route != nullptr) {
+    const auto route_index = static_cast<std::size_t>(route - cfg.routes.data());
+    record_.route_id = snapshot_->route_ids[route_index];
+    record_.route = snapshot_->route_labels[route_index];
+    record_.upstream_name = route->upstream;
+  }
   if (route == nullptr) {
     const bool reusable = co_await drain_body(parser);
     co_await send(http::status::not_found, error_body("No route matches", "NO_ROUTE"), {},
@@ -231,28 +273,7 @@ net::awaitable<bool> Session::handle_request() {
     co_return keep_alive && reusable;
   }
 
-  // Descriptors and their key strings are reused across requests: no allocation once
-  // a connection has seen its longest keys.
-  std::size_t count = 0;
-  descriptor_limits_.clear();
-  for (std::size_t index : route->limits) {
-    const config::LimitSpec& spec = cfg.limits[index];
-    if (!snapshot_->identifiers.extract(spec.key, view, identifier_)) continue;  // skipped
-    if (descriptors_.size() <= count) descriptors_.emplace_back();
-    limiter::Descriptor& d = descriptors_[count++];
-    d.limit = &snapshot_->limits[index];
-    limiter::build_key(d.key, cfg.redis.key_prefix, spec.name(), identifier_);
-    descriptor_limits_.push_back(index);
-  }
-  const std::span<const limiter::Descriptor> checked(descriptors_.data(), count);
-  limiter::Decision decision;
-  if (count > 0) {
-    if (auto now = worker_.limiter().try_check_now(checked)) {
-      decision = *now;
-    } else {
-      decision = co_await worker_.limiter().async_check(checked, net::use_awaitable);
-    }
-  }
+  const limiter::Decision decision = co_await check_limits(*route, view);
   if (!decision.allowed) {
     HeaderList extra;
     add_limit_headers(decision, extra);
@@ -264,6 +285,115 @@ net::awaitable<bool> Session::handle_request() {
     co_return keep_alive && reusable;
   }
   co_return co_await forward(parser, *route, decision, keep_alive);
+}
+
+// All limits of the route in one limiter call.
+net::awaitable<limiter::Decision> Session::check_limits(const config::Route& route,
+                                                        const RequestView& view) {
+  const config::Config& cfg = *snapshot_->config;
+  // Descriptors and their key strings are reused across requests: no allocation once
+  // a connection has seen its longest keys.
+  std::size_t count = 0;
+  descriptor_limits_.clear();
+  for (std::size_t index : route.limits) {
+    const config::LimitSpec& spec = cfg.limits[index];
+    if (!snapshot_->identifiers.extract(spec.key, view, identifier_)) continue;  // skipped
+    if (descriptors_.size() <= count) descriptors_.emplace_back();
+    limiter::Descriptor& d = descriptors_[count++];
+    d.limit = &snapshot_->limits[index];
+    limiter::build_key(d.key, cfg.redis.key_prefix, spec.name(), identifier_);
+    descriptor_limits_.push_back(index);
+  }
+  const std::span<const limiter::Descriptor> checked(descriptors_.data(), count);
+  limiter::Decision decision;
+  const auto started = std::chrono::steady_clock::now();
+  if (count > 0) {
+    if (auto now = worker_.limiter().try_check_now(checked)) {
+      decision = *now;
+    } else {
+      decision = co_await worker_.limiter().async_check(checked, net::use_awaitable);
+      WorkerStats& stats = worker_.stats();
+      stats.redis_check.observe(std::chrono::steady_clock::now() - started);
+      switch (decision.store_failure) {
+        case limiter::StoreFailure::timeout: stats.count_redis_error(RedisError::timeout); break;
+        case limiter::StoreFailure::connection: stats.count_redis_error(RedisError::connection); break;
+        case limiter::StoreFailure::server_error: stats.count_redis_error(RedisError::server_error); break;
+        case limiter::StoreFailure::bad_reply: stats.count_redis_error(RedisError::bad_reply); break;
+        default: break;
+      }
+    }
+  }
+  record_.limiter = std::chrono::steady_clock::now() - started;
+  count_decisions(route, decision);
+  co_return decision;
+}
+
+// Counts each limit of the route by its own verdict, and names for the access log the
+// limit that rejected the request (or would have, in shadow mode).
+void Session::count_decisions(const config::Route& route, const limiter::Decision& decision) {
+  WorkerStats& stats = worker_.stats();
+  std::size_t next = 0;  // descriptors follow route.limits in order, minus skipped ones
+  int named = decision.allowed ? limiter::kNone : decision.rejected_by;
+  for (std::size_t index : route.limits) {
+    const std::size_t id = snapshot_->limit_ids[index];
+    if (next >= descriptor_limits_.size() || descriptor_limits_[next] != index) {
+      stats.count_decision(id, Outcome::skipped);
+      continue;
+    }
+    const limiter::LimitResult& r = decision.results[next];
+    const Outcome outcome = r.allowed ? Outcome::allowed
+                            : r.shadow ? Outcome::shadow_limited
+                                       : Outcome::limited;
+    stats.count_decision(id, outcome);
+    if (outcome == Outcome::shadow_limited && named == limiter::kNone) named = static_cast<int>(next);
+    if (outcome != Outcome::allowed) {
+      const std::string& key = descriptors_[next].key;
+      stats.count_limited_identifier(
+          std::string_view(key).substr(snapshot_->config->redis.key_prefix.size()));
+    }
+    ++next;
+  }
+  if (descriptor_limits_.empty()) return;
+  record_.decision = !decision.allowed ? "limited"
+                     : decision.shadow_limited() ? "shadow_limited"
+                                                 : "allowed";
+  if (named != limiter::kNone) {
+    const auto& spec = snapshot_->config->limits[descriptor_limits_[named]];
+    record_.limit = spec.name();
+    if (worker_.access_log()) {
+      const std::string& key = descriptors_[named].key;
+      record_.identifier =
+          key.substr(snapshot_->config->redis.key_prefix.size() + spec.name().size() + 1);
+    }
+  }
+}
+
+void Session::finish_request(const RequestParser& parser) {
+  if (record_.status == 0) return;
+  worker_.stats().count_request(record_.route_id, record_.status);
+  AccessLogBuffer* log = worker_.access_log();
+  if (log == nullptr) return;
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
+  const auto& req = parser.get();
+  AccessRecord r;
+  r.time = std::chrono::system_clock::now();
+  r.request_id = req["X-Request-Id"];
+  r.client_ip = record_.client_ip.empty() ? std::string_view(peer_ip_) : record_.client_ip;
+  r.method = req.method_string();
+  r.path = record_.path;
+  r.route = record_.route;
+  r.upstream = record_.upstream_name;
+  r.status = record_.status;
+  r.bytes_in = record_.bytes_in;
+  r.bytes_out = record_.bytes_out;
+  r.total = duration_cast<microseconds>(std::chrono::steady_clock::now() - record_.start);
+  r.limiter = duration_cast<microseconds>(record_.limiter);
+  r.upstream_time = duration_cast<microseconds>(record_.upstream);
+  r.decision = record_.decision;
+  r.limit = record_.limit;
+  r.identifier = record_.identifier;
+  log->append(r);
 }
 
 void Session::add_limit_headers(const limiter::Decision& decision, HeaderList& out) const {
@@ -293,6 +423,8 @@ net::awaitable<bool> Session::drain_body(RequestParser& parser) {
 
 net::awaitable<void> Session::send(http::status status, std::string body, const HeaderList& extra,
                                    bool keep_alive) {
+  record_.status = static_cast<int>(status);
+  record_.bytes_out += body.size();
   http::response<http::string_body> res{status, 11};
   res.set(http::field::content_type, "application/json");
   for (const auto& [name, value] : extra) res.insert(name, value);
@@ -312,7 +444,6 @@ void Session::prepare_upstream_request(http::request<http::buffer_body>& req,
   forwarded = forwarded.empty() ? peer_ip_ : forwarded + ", " + peer_ip_;
   req.set("X-Forwarded-For", forwarded);
   req.set("X-Forwarded-Proto", "http");
-  if (req["X-Request-Id"].empty()) req.set("X-Request-Id", random_request_id(worker_.random()));
   if (!up.url.base_path.empty()) req.target(up.url.base_path + std::string(req.target()));
   req.version(11);
   if (chunked) {
@@ -341,10 +472,23 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
   HeaderList limit_headers;
   add_limit_headers(decision, limit_headers);
 
+  // The upstream's share of the request, connect to last byte, whatever the outcome.
+  struct UpstreamTimer {
+    RequestRecord& record;
+    WorkerStats& stats;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    ~UpstreamTimer() {
+      record.upstream = std::chrono::steady_clock::now() - start;
+      stats.upstream.observe(record.upstream);
+    }
+  } timer{record_, worker_.stats()};
+
   UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key);
   for (int attempt = 0;; ++attempt) {
     if (lease.error) {
       const bool timed_out = lease.error == beast::error::timeout;
+      worker_.stats().count_upstream_error(timed_out ? UpstreamError::connect_timeout
+                                                     : UpstreamError::connect_refused);
       co_await send(timed_out ? http::status::gateway_timeout : http::status::bad_gateway,
                     error_body(timed_out ? "Upstream connect timed out" : "Upstream unreachable",
                                timed_out ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"),
@@ -365,6 +509,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     auto& upstream = *lease.stream;
     const auto sent = co_await detail::relay(client_, buffer_, parser, cfg.http.idle_timeout,
                                              upstream, up.timeout);
+    record_.bytes_in = sent.body_bytes;
     if (sent.error) {
       if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
         co_await send(http::status::payload_too_large,
@@ -373,6 +518,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
         lease = co_await worker_.upstreams().acquire(up, pool_key, true);
         continue;  // a pooled connection the upstream had closed: once more, fresh
       } else if (sent.side == detail::RelaySide::out) {
+        worker_.stats().count_upstream_error(UpstreamError::reset);
         co_await send(http::status::bad_gateway,
                       error_body("Upstream failed while receiving the request", "UPSTREAM_ERROR"),
                       {}, false);
@@ -393,6 +539,9 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
         continue;
       }
       const bool timed_out = rec == beast::error::timeout;
+      worker_.stats().count_upstream_error(timed_out           ? UpstreamError::timeout
+                                           : is_parse_error(rec) ? UpstreamError::bad_response
+                                                                 : UpstreamError::reset);
       co_await send(timed_out ? http::status::gateway_timeout : http::status::bad_gateway,
                     error_body(timed_out ? "Upstream timed out" : "Upstream sent no valid response",
                                timed_out ? "UPSTREAM_TIMEOUT" : "UPSTREAM_ERROR"),
@@ -432,9 +581,13 @@ net::awaitable<bool> Session::forward_concurrently(RequestParser& parser, Upstre
   } else if (sent.side == detail::RelaySide::in) {
     // The client went away or stalled mid-body: nobody to answer.
   } else if (exchange.header_timed_out) {
+    worker_.stats().count_upstream_error(UpstreamError::timeout);
     co_await send(http::status::gateway_timeout,
                   error_body("Upstream timed out", "UPSTREAM_TIMEOUT"), {}, false);
   } else {
+    worker_.stats().count_upstream_error(is_parse_error(exchange.header_error)
+                                             ? UpstreamError::bad_response
+                                             : UpstreamError::reset);
     co_await send(http::status::bad_gateway,
                   error_body("Upstream sent no valid response", "UPSTREAM_ERROR"), {}, false);
   }
@@ -449,6 +602,7 @@ net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
                                                           ConcurrentExchange& exchange) {
   const auto sent = co_await detail::relay(client_, buffer_, parser,
                                            snapshot_->config->http.idle_timeout, upstream, up.timeout);
+  record_.bytes_in = sent.body_bytes;
   if (sent.error) {
     upstream.cancel();  // ends a response that can no longer be complete
     co_return sent;
@@ -515,9 +669,15 @@ net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
     res.content_length(*length);
   }
   res.keep_alive(keep_alive);
+  record_.status = res.result_int();
   const auto got = co_await detail::relay(upstream, upstream_buffer_, response, up.timeout,
                                           client_, snapshot_->config->http.idle_timeout);
   upstream_buffer_.clear();
+  record_.bytes_out += got.body_bytes;
+  if (got.error && got.side == detail::RelaySide::in) {
+    worker_.stats().count_upstream_error(got.error == beast::error::timeout ? UpstreamError::timeout
+                                                                           : UpstreamError::truncated);
+  }
   co_return ResponseRelay{!got.error, !got.error && upstream_keep_alive && delimited};
 }
 

@@ -55,7 +55,8 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(const config::Upstream
     lease.error = rec;
     co_return lease;
   }
-  auto stream = std::make_unique<Stream>(executor_);
+  StreamPtr stream(new Stream(executor_), StreamDeleter{open_gauge_});
+  if (open_gauge_ != nullptr) open_gauge_->fetch_add(1, std::memory_order_relaxed);
   stream->expires_after(upstream.connect_timeout);
   auto [cec, endpoint] = co_await stream->async_connect(endpoints, use_tuple);
   if (cec) {
@@ -69,7 +70,7 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(const config::Upstream
 }
 
 void UpstreamPool::release(const config::Upstream& upstream, const std::string& key,
-                           std::unique_ptr<Stream> stream) {
+                           StreamPtr stream) {
   auto& list = idle_[key];
   if (list.size() >= upstream.max_idle_connections) return;  // closes it
   stream->expires_never();

@@ -46,9 +46,12 @@ limiter::FailureMode failure_mode(config::OnFailure mode) {
 
 Worker::Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
                std::shared_ptr<limiter::MemoryBackend> memory,
-               std::shared_ptr<limiter::RedisHealth> redis_health)
-    : server_(server), snapshot_(std::move(snapshot)), pool_(io_.get_executor()),
+               std::shared_ptr<limiter::RedisHealth> redis_health,
+               std::shared_ptr<AccessLogSink> access_log)
+    : server_(server), snapshot_(std::move(snapshot)),
+      pool_(io_.get_executor(), &stats_.upstream_connections),
       random_(std::random_device{}()) {
+  if (access_log) access_log_ = std::make_unique<AccessLogBuffer>(std::move(access_log));
   const config::Config& cfg = *snapshot_->config;
   limiter_ = std::make_unique<limiter::FallbackBackend>(
       io_.get_executor(), std::move(memory), make_redis(io_.get_executor(), cfg, redis_health),
@@ -63,6 +66,7 @@ Worker::~Worker() {
 void Worker::start(tcp::acceptor acceptor) {
   acceptor_ = std::make_unique<tcp::acceptor>(std::move(acceptor));
   net::co_spawn(io_, accept_loop(), net::detached);
+  if (access_log_) net::co_spawn(io_, flush_access_log(), net::detached);
   thread_ = std::thread([this] {
     try {
       io_.run();
@@ -90,7 +94,9 @@ net::awaitable<void> Worker::accept_loop() {
       continue;
     }
     net::co_spawn(io_, [this, s = std::move(socket)]() mutable -> net::awaitable<void> {
+      stats_.client_connections.fetch_add(1, std::memory_order_relaxed);
       co_await serve_connection(*this, std::move(s));
+      stats_.client_connections.fetch_sub(1, std::memory_order_relaxed);
       server_.close_connection();
     }, net::detached);
   }
@@ -117,6 +123,17 @@ void Worker::close_idle() {
   });
 }
 
+// Hands buffered access-log lines to the writer at least every 200 ms.
+net::awaitable<void> Worker::flush_access_log() {
+  net::steady_timer timer(io_);
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(200));
+    auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    access_log_->flush();
+    if (ec) co_return;
+  }
+}
+
 void Worker::stop_accepting() {
   net::post(io_, [this] {
     boost::system::error_code ignored;
@@ -137,6 +154,7 @@ void Worker::stop() {
 
 void Worker::join() {
   if (thread_.joinable()) thread_.join();
+  if (access_log_) access_log_->flush();  // the thread is gone: safe from here
 }
 
 }  // namespace phlow::gateway

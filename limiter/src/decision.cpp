@@ -19,15 +19,20 @@ void summarize(Decision& decision) {
     decision.most_restrictive = decision.rejected_by;
     return;
   }
-  for (std::size_t i = 0; i < decision.count; ++i) {
-    const LimitResult& r = decision.results[i];
-    if (r.shadow) continue;
-    const int best = decision.most_restrictive;
-    if (best == kNone || r.remaining < decision.results[best].remaining ||
-        (r.remaining == decision.results[best].remaining &&
-         r.reset_ms > decision.results[best].reset_ms)) {
-      decision.most_restrictive = static_cast<int>(i);
+  // Enforced limits first; when every limit is in shadow mode, the shadow ones, so that
+  // the response still carries the headers they would send.
+  for (const bool shadow : {false, true}) {
+    for (std::size_t i = 0; i < decision.count; ++i) {
+      const LimitResult& r = decision.results[i];
+      if (r.shadow != shadow) continue;
+      const int best = decision.most_restrictive;
+      if (best == kNone || r.remaining < decision.results[best].remaining ||
+          (r.remaining == decision.results[best].remaining &&
+           r.reset_ms > decision.results[best].reset_ms)) {
+        decision.most_restrictive = static_cast<int>(i);
+      }
     }
+    if (decision.most_restrictive != kNone) return;
   }
 }
 

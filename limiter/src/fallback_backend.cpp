@@ -1,5 +1,7 @@
 #include "limiter/fallback_backend.hpp"
 
+#include "redis/connection.hpp"
+
 namespace phlow::limiter {
 
 Decision failure_decision(std::span<const Descriptor> descriptors, FailureMode mode,
@@ -45,10 +47,21 @@ Decision decide_without_redis(MemoryBackend& memory, std::span<const Descriptor>
   return failure_decision(descriptors, mode, memory.now_us() / 1000);
 }
 
+StoreFailure store_failure_of(const boost::system::error_code& ec) {
+  using redis::errc;
+  if (ec == errc::timeout) return StoreFailure::timeout;
+  if (ec == errc::server_error) return StoreFailure::server_error;
+  if (ec == errc::bad_reply) return StoreFailure::bad_reply;
+  if (ec == errc::not_connected) return StoreFailure::not_connected;
+  return StoreFailure::connection;
+}
+
 }  // namespace
 
 Decision FallbackBackend::on_redis_failure(std::span<const Descriptor> descriptors) {
-  return decide_without_redis(*memory_, descriptors, on_failure_);
+  Decision d = decide_without_redis(*memory_, descriptors, on_failure_);
+  d.store_failure = StoreFailure::not_connected;
+  return d;
 }
 
 void FallbackBackend::start_check(std::span<const Descriptor> descriptors,
@@ -60,7 +73,10 @@ void FallbackBackend::start_check(std::span<const Descriptor> descriptors,
   redis_->async_check(descriptors, true,
                       [memory = memory_, mode = on_failure_, descriptors,
                        h = std::move(handler)](boost::system::error_code ec, Decision d) mutable {
-                        if (ec) d = decide_without_redis(*memory, descriptors, mode);
+                        if (ec) {
+                          d = decide_without_redis(*memory, descriptors, mode);
+                          d.store_failure = store_failure_of(ec);
+                        }
                         std::move(h)(d);
                       });
 }

@@ -23,6 +23,9 @@ class GatewayProcess {
                           std::vector<std::string> extra_args = {});
 
   std::uint16_t port() const { return port_; }
+  // The admin listener's port (0 when it did not start). Unless `yaml` has an admin
+  // section, the fixture gives it `listen: "127.0.0.1:0"`.
+  std::uint16_t admin_port() const { return admin_port_; }
   const std::string& config_path() const { return config_path_; }
   Process& process() { return *process_; }
   // Replaces the config file (for SIGHUP tests).
@@ -32,6 +35,7 @@ class GatewayProcess {
   std::string config_path_;
   std::unique_ptr<Process> process_;
   std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
 };
 
 // Runs phlow-gateway with `args` to completion (at most 10 s) and returns

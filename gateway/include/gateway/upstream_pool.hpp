@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -15,17 +16,30 @@
 
 namespace phlow::gateway {
 
+// Deleting an upstream connection takes it off the open-connections gauge.
+struct UpstreamStreamDeleter {
+  std::atomic<std::int64_t>* open = nullptr;
+  void operator()(boost::beast::tcp_stream* stream) const {
+    if (open != nullptr) open->fetch_sub(1, std::memory_order_relaxed);
+    delete stream;
+  }
+};
+
 class UpstreamPool {
  public:
   using Stream = boost::beast::tcp_stream;
+  using StreamDeleter = UpstreamStreamDeleter;
+  using StreamPtr = std::unique_ptr<Stream, StreamDeleter>;
 
   struct Lease {
     boost::system::error_code error;  // beast::error::timeout when connect timed out
-    std::unique_ptr<Stream> stream;
+    StreamPtr stream;
     bool reused = false;  // came from the idle list: it may have died in between
   };
 
-  explicit UpstreamPool(boost::asio::any_io_executor executor) : executor_(std::move(executor)) {}
+  // `open_gauge` counts the connections this pool made that are still open.
+  UpstreamPool(boost::asio::any_io_executor executor, std::atomic<std::int64_t>* open_gauge)
+      : executor_(std::move(executor)), open_gauge_(open_gauge) {}
 
   // An idle connection to `upstream` when one is alive (unless `fresh`), else a new
   // one connected within upstream.connect_timeout.
@@ -33,15 +47,15 @@ class UpstreamPool {
                                         bool fresh = false);
 
   // Returns a connection whose last response was read whole and allows keep-alive.
-  void release(const config::Upstream& upstream, const std::string& key,
-               std::unique_ptr<Stream> stream);
+  void release(const config::Upstream& upstream, const std::string& key, StreamPtr stream);
 
   std::size_t idle_count() const;
 
  private:
   boost::asio::any_io_executor executor_;
+  std::atomic<std::int64_t>* open_gauge_;
   struct Idle {
-    std::unique_ptr<Stream> stream;
+    StreamPtr stream;
     std::chrono::steady_clock::time_point since;
   };
   std::unordered_map<std::string, std::vector<Idle>> idle_;

@@ -10,6 +10,8 @@
 #include <thread>
 #include <unordered_set>
 
+#include "gateway/access_log.hpp"
+#include "gateway/metrics.hpp"
 #include "gateway/snapshot.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "limiter/fallback_backend.hpp"
@@ -22,7 +24,8 @@ class Worker {
  public:
   Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
          std::shared_ptr<limiter::MemoryBackend> memory,
-         std::shared_ptr<limiter::RedisHealth> redis_health);
+         std::shared_ptr<limiter::RedisHealth> redis_health,
+         std::shared_ptr<AccessLogSink> access_log);
   ~Worker();
 
   boost::asio::io_context& io() { return io_; }
@@ -31,6 +34,9 @@ class Worker {
   limiter::FallbackBackend& limiter() { return *limiter_; }
   UpstreamPool& upstreams() { return pool_; }
   std::mt19937_64& random() { return random_; }
+  WorkerStats& stats() { return stats_; }
+  // Null when access_log is off: then no record is even formatted.
+  AccessLogBuffer* access_log() { return access_log_.get(); }
 
   // Takes over a bound, listening acceptor and accepts on it until stop_accepting().
   void start(boost::asio::ip::tcp::acceptor acceptor);
@@ -46,15 +52,18 @@ class Worker {
 
  private:
   boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> flush_access_log();
   static boost::asio::awaitable<void> reject_over_capacity(boost::asio::ip::tcp::socket socket);
 
   Server& server_;
   boost::asio::io_context io_{1};
   std::shared_ptr<const Snapshot> snapshot_;
   std::unique_ptr<limiter::FallbackBackend> limiter_;
+  WorkerStats stats_;  // before pool_, which counts into it
   UpstreamPool pool_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::mt19937_64 random_;
+  std::unique_ptr<AccessLogBuffer> access_log_;
   std::unordered_set<boost::asio::ip::tcp::socket*> idle_;
   std::thread thread_;
 };

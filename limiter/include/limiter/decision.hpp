@@ -31,9 +31,20 @@ enum class DecisionSource : std::uint8_t {
 
 inline constexpr int kNone = -1;
 
+// Why Redis could not decide (the decision then came from the failure policy).
+enum class StoreFailure : std::uint8_t {
+  none,
+  not_connected,  // no usable connection: decided at once, without a round trip
+  timeout,        // no answer within the check deadline
+  connection,     // the connection broke with the check in flight
+  server_error,   // Redis answered with an error (-OOM, -READONLY, ...)
+  bad_reply,      // an answer that breaks the script's contract
+};
+
 struct Decision {
   bool allowed = true;             // every enforced limit allowed the request
   DecisionSource source = DecisionSource::memory;
+  StoreFailure store_failure = StoreFailure::none;
   int rejected_by = kNone;         // enforced limit that rejected it (latest retry)
   int most_restrictive = kNone;    // limit whose headers the response carries
   std::int64_t now_ms = 0;         // the clock the decision was made with
