@@ -14,6 +14,7 @@ packages=(
   redis-server redis-tools
   libspdlog-dev libfmt-dev
   curl
+  chromium                    # the status page is tested in a real headless browser
 )
 if [[ "${PHLOW_BENCH_DEPS:-0}" == 1 ]]; then
   packages+=(wrk nginx-light)
