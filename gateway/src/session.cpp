@@ -416,6 +416,7 @@ net::awaitable<bool> Session::drain_body(RequestParser& parser) {
     parser.get().body().data = sink.data();
     parser.get().body().size = sink.size();
     auto [ec, n] = co_await http::async_read(client_, buffer_, parser, use_tuple);
+    record_.bytes_in += sink.size() - parser.get().body().size;
     if (ec && ec != http::error::need_buffer) co_return false;
   }
   co_return true;
