@@ -284,4 +284,26 @@ std::string IdentifierExtractor::client_ip(const RequestView& request) const {
   return std::string(leftmost_trusted);
 }
 
+std::string IdentifierExtractor::redact_target(std::string_view target) const {
+  const auto question = target.find('?');
+  const std::string& name = settings_.api_key.query;
+  if (question == std::string_view::npos || name.empty()) return std::string(target);
+  std::string out(target.substr(0, question + 1));
+  std::string_view query = target.substr(question + 1);
+  for (bool first = true;; first = false) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (!first) out += '&';
+    if (eq != std::string_view::npos && percent_decode(pair.substr(0, eq)) == name) {
+      out.append(pair.substr(0, eq + 1)).append("***");
+    } else {
+      out.append(pair);
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
 }  // namespace phlow::gateway

@@ -124,7 +124,7 @@ struct RequestRecord {
   std::string_view limit;     // owned by the snapshot
   std::string identifier;     // as in the key; only filled when logging
   std::string client_ip;      // only filled when logging
-  std::string path;           // as received; only filled when logging
+  std::string path;           // as received, API keys redacted; only filled when logging
 };
 
 class Session {
@@ -257,7 +257,7 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
   if (req["X-Request-Id"].empty()) req.set("X-Request-Id", random_request_id(worker_.random()));
   if (worker_.access_log()) {
     record_.client_ip = snapshot_->identifiers.client_ip(view);
-    record_.path = std::string(req.target());
+    record_.path = snapshot_->identifiers.redact_target(req.target());
   }
   const config::Route* route = match_route(cfg, view);
   if (route != nullptr) {
@@ -416,6 +416,7 @@ net::awaitable<bool> Session::drain_body(RequestParser& parser) {
     parser.get().body().data = sink.data();
     parser.get().body().size = sink.size();
     auto [ec, n] = co_await http::async_read(client_, buffer_, parser, use_tuple);
+    record_.bytes_in += sink.size() - parser.get().body().size;
     if (ec && ec != http::error::need_buffer) co_return false;
   }
   co_return true;

@@ -244,3 +244,15 @@ TEST_CASE("ip: an unparsable peer counts by its text") {
   request.peer = "";
   CHECK(extract(request, IdentifierKind::ip) == "unknown");
 }
+
+TEST_CASE("redact_target hides the api_key query parameter only") {
+  Identifiers settings;
+  IdentifierExtractor extractor(settings);
+  CHECK(extractor.redact_target("/items") == "/items");
+  CHECK(extractor.redact_target("/items?x=1") == "/items?x=1");
+  CHECK(extractor.redact_target("/q?api_key=secret") == "/q?api_key=***");
+  CHECK(extractor.redact_target("/q?a=1&api_key=secret&b=2&api%5Fkey=again") ==
+        "/q?a=1&api_key=***&b=2&api%5Fkey=***");
+  CHECK(extractor.redact_target("/q?api_key&other_api_key=x") == "/q?api_key&other_api_key=x");
+  CHECK(extractor.redact_target("/q?") == "/q?");
+}

@@ -3,6 +3,7 @@
 // Raw tokens and API keys never leave this class: only their SHA-256.
 
 #include <string>
+#include <string_view>
 
 #include "config/config.hpp"
 #include "gateway/request_view.hpp"
@@ -27,6 +28,10 @@ class IdentifierExtractor {
   // right-most address of the forwarded header that is not a trusted proxy.
   // Never empty. Entries that are not IP addresses end the walk (the peer is used).
   std::string client_ip(const RequestView& request) const;
+
+  // `target` fit for logs: the value of every api_key query parameter is replaced by
+  // "***", so that a raw API key never reaches the access log.
+  std::string redact_target(std::string_view target) const;
 
  private:
   const config::Identifiers& settings_;  // owned by the config snapshot
