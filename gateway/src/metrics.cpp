@@ -83,6 +83,7 @@ Histogram::Snapshot& Histogram::Snapshot::operator+=(const Snapshot& other) {
 
 void WorkerStats::count_request(std::size_t route_id, int status) {
   bump(requests[std::min(route_id, kOtherId)][static_cast<std::size_t>(status_class(status))]);
+  if (status == 429) bump(rate_limited[std::min(route_id, kOtherId)][0]);
 }
 
 void WorkerStats::count_decision(std::size_t limit_id, Outcome outcome) {

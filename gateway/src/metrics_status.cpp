@@ -26,7 +26,9 @@ json routes_json(const Totals& t, const std::vector<NameGroup>& routes) {
       by_class[std::string(to_string(static_cast<StatusClass>(c)))] = row[c];
       total += row[c];
     }
-    out[route.name] = {{"requests", total}, {"by_class", std::move(by_class)}};
+    out[route.name] = {{"requests", total},
+                       {"rate_limited", detail::sum_rows(t.rate_limited, route)[0]},
+                       {"by_class", std::move(by_class)}};
   }
   return out;
 }

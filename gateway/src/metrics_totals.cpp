@@ -23,6 +23,7 @@ Totals sum_workers(const std::vector<const WorkerStats*>& workers) {
   Totals t;
   for (const WorkerStats* w : workers) {
     add_rows(t.requests, w->requests);
+    add_rows(t.rate_limited, w->rate_limited);
     add_rows(t.decisions, w->decisions);
     t.redis_check += w->redis_check.snapshot();
     t.upstream += w->upstream.snapshot();

@@ -15,6 +15,8 @@ namespace phlow::gateway::detail {
 struct Totals {
   std::vector<std::array<std::uint64_t, kStatusClasses>> requests =
       std::vector<std::array<std::uint64_t, kStatusClasses>>(kMaxNames);
+  std::vector<std::array<std::uint64_t, 1>> rate_limited =
+      std::vector<std::array<std::uint64_t, 1>>(kMaxNames);
   std::vector<std::array<std::uint64_t, kOutcomes>> decisions =
       std::vector<std::array<std::uint64_t, kOutcomes>>(kMaxNames);
   Histogram::Snapshot redis_check, upstream;

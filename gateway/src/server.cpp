@@ -227,8 +227,10 @@ void Server::reload() {
   }
   const config::Config& next = *loaded.config;
   if (!(next.listen == config_->listen) || next.threads != config_->threads ||
-      !(next.redis == config_->redis) || !(next.admin == config_->admin)) {
-    spdlog::warn("reload: listen, threads, redis and admin changes take effect on restart only");
+      !(next.redis == config_->redis) || !(next.admin.listen == config_->admin.listen) ||
+      !(next.access_log == config_->access_log)) {
+    spdlog::warn("reload: listen, threads, redis, admin.listen and access_log changes take "
+                 "effect on restart only (admin.token and everything else now)");
   }
   config_ = loaded.config;
   auto snapshot =

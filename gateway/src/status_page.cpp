@@ -55,7 +55,7 @@ function sparkline(points) {
   return '<svg width="' + w + '" height="' + h + '"><path d="' + d +
          '" fill="none" stroke="#3566a8" stroke-width="1.5"/></svg>';
 }
-function route429(r) { return (r && r.by_class && r.by_class["4xx"]) || 0; }
+function route429(r) { return (r && r.rate_limited) || 0; }
 function render() {
   const now = history[history.length - 1], prev = history[history.length - 2];
   const d = now.data;

@@ -206,6 +206,7 @@ TEST_CASE("metrics status json carries the same numbers") {
   auto b = make_stats();
   a->count_request(api, 200);
   b->count_request(api, 429);
+  b->count_request(api, 404);
   b->count_decision(auth, Outcome::limited);
   for (int i = 0; i < 3; ++i) a->count_limited_identifier("auth:x");
   for (int i = 0; i < 2; ++i) b->count_limited_identifier("auth:x");
@@ -214,8 +215,9 @@ TEST_CASE("metrics status json carries the same numbers") {
   g.redis_configured = true;
   g.config_generation = 2;
   const auto j = status_json({a.get(), b.get()}, routes, limits, g);
-  CHECK(j["routes"]["api"]["requests"] == 2);
-  CHECK(j["routes"]["api"]["by_class"]["4xx"] == 1);
+  CHECK(j["routes"]["api"]["requests"] == 3);
+  CHECK(j["routes"]["api"]["by_class"]["4xx"] == 2);
+  CHECK(j["routes"]["api"]["rate_limited"] == 1);  // the 429, not the 404
   CHECK(j["limits"]["auth"]["limited"] == 1);
   CHECK(j["limits"]["auth"]["allowed"] == 0);
   CHECK(j["redis"]["state"] == "connected");

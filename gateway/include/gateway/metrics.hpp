@@ -108,6 +108,8 @@ struct alignas(64) WorkerStats {
   }
 
   std::array<std::array<std::atomic<std::uint64_t>, kStatusClasses>, kMaxNames> requests{};
+  // 429s by route (a subset of the 4xx above), for the status page.
+  std::array<std::array<std::atomic<std::uint64_t>, 1>, kMaxNames> rate_limited{};
   std::array<std::array<std::atomic<std::uint64_t>, kOutcomes>, kMaxNames> decisions{};
   Histogram redis_check;
   std::array<std::atomic<std::uint64_t>, kRedisErrors> redis_errors{};
