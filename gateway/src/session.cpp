@@ -154,6 +154,7 @@ class Session {
   net::awaitable<limiter::Decision> check_limits(const config::Route& route, const RequestView& view);
   void count_decisions(const config::Route& route, const limiter::Decision& decision);
   void finish_request(const RequestParser& parser);
+  void count_response(int status);
   net::awaitable<bool> forward(RequestParser& parser, const config::Route& route,
                                const limiter::Decision& decision, bool keep_alive);
   net::awaitable<void> send(http::status status, std::string body, const HeaderList& extra,
@@ -368,9 +369,15 @@ void Session::count_decisions(const config::Route& route, const limiter::Decisio
   }
 }
 
+// Counts the request as its response starts, so that a client that has read its
+// response finds it in /metrics.
+void Session::count_response(int status) {
+  if (record_.status == 0) worker_.stats().count_request(record_.route_id, status);
+  record_.status = status;
+}
+
 void Session::finish_request(const RequestParser& parser) {
   if (record_.status == 0) return;
-  worker_.stats().count_request(record_.route_id, record_.status);
   AccessLogBuffer* log = worker_.access_log();
   if (log == nullptr) return;
   using std::chrono::duration_cast;
@@ -424,7 +431,7 @@ net::awaitable<bool> Session::drain_body(RequestParser& parser) {
 
 net::awaitable<void> Session::send(http::status status, std::string body, const HeaderList& extra,
                                    bool keep_alive) {
-  record_.status = static_cast<int>(status);
+  count_response(static_cast<int>(status));
   record_.bytes_out += body.size();
   http::response<http::string_body> res{status, 11};
   res.set(http::field::content_type, "application/json");
@@ -670,7 +677,7 @@ net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
     res.content_length(*length);
   }
   res.keep_alive(keep_alive);
-  record_.status = res.result_int();
+  count_response(res.result_int());
   const auto got = co_await detail::relay(upstream, upstream_buffer_, response, up.timeout,
                                           client_, snapshot_->config->http.idle_timeout);
   upstream_buffer_.clear();
