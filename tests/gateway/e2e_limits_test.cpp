@@ -3,6 +3,8 @@
 // composed and shadow limits, and a budget shared by two gateways through Redis.
 #include <catch2/catch.hpp>
 
+#include "support/base64url.hpp"
+
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -54,23 +56,7 @@ int count_allowed(std::uint16_t port, int n, const HeaderList& headers,
   return allowed;
 }
 
-std::string base64url(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (unsigned char c : data) {
-    buffer = (buffer << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(buffer >> bits) & 63U]);
-    }
-  }
-  if (bits > 0) out.push_back(kAlphabet[(buffer << (6 - bits)) & 63U]);
-  return out;
-}
+using phlow::test::base64url;
 
 // An unsigned JWT ("alg":"none") whose payload holds {"agent_id": agent}.
 std::string unsigned_jwt(const std::string& agent) {

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "support/base64url.hpp"
+
 #include "fake_request.hpp"
 #include "gateway/identifier_extractor.hpp"
 #include "limiter/descriptor.hpp"
@@ -14,24 +16,7 @@ using phlow::limiter::sha256_hex;
 
 namespace {
 
-// Unpadded base64url, to build JWTs the way issuers do.
-std::string base64url(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (unsigned char c : data) {
-    buffer = (buffer << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(buffer >> bits) & 0x3F]);
-    }
-  }
-  if (bits > 0) out.push_back(kAlphabet[(buffer << (6 - bits)) & 0x3F]);
-  return out;
-}
+using phlow::test::base64url;
 
 std::string jwt(std::string_view payload) {
   return base64url(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url(payload) + ".c2lnbmF0dXJl";
