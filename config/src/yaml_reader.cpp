@@ -4,7 +4,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
-#include <regex>
+#include <cmath>
+#include <cstdlib>
 
 #include "document.hpp"
 #include "path.hpp"
@@ -13,6 +14,29 @@ namespace phlow::config {
 namespace {
 
 using Json = nlohmann::ordered_json;
+
+// The YAML 1.2 core schema float: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool is_float(std::string_view text) {
+  std::size_t i = 0;
+  auto digits = [&] {
+    const std::size_t start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    return i - start;
+  };
+  if (i < text.size() && (text[i] == '-' || text[i] == '+')) ++i;
+  std::size_t mantissa = digits();
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    mantissa += digits();
+  }
+  if (mantissa == 0) return false;
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '-' || text[i] == '+')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == text.size();
+}
 
 Json typed_scalar(const YAML::Node& node) {
   const std::string& text = node.Scalar();
@@ -27,8 +51,10 @@ Json typed_scalar(const YAML::Node& node) {
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(begin, end, integer);
   if (ec == std::errc{} && ptr == end) return integer;
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-  if (std::regex_match(text, kFloat)) return std::stod(text);
+  if (is_float(text)) {
+    const double value = std::strtod(text.c_str(), nullptr);  // strtod: no throw on 1e999
+    if (std::isfinite(value)) return value;
+  }
   return text;
 }
 

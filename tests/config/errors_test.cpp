@@ -286,3 +286,14 @@ TEST_CASE("empty or misshapen sections are reported, not crashed on") {
         Lines{"test.json:1: expected a mapping, got a list",
               "test.json:1: upstreams: missing: at least one upstream is required"});
 }
+
+TEST_CASE("YAML floats are numbers, and not integers") {
+  CHECK(errors_with("threads: 1.5\n") ==
+        Lines{"test.yaml:3: threads: expected an integer 0..1024, got the number 1.5"});
+  CHECK(errors_with("threads: -.5e1\n") ==
+        Lines{"test.yaml:3: threads: expected an integer 0..1024, got the number -5.0"});
+  CHECK(errors_with("threads: 1e999\n") ==
+        Lines{"test.yaml:3: threads: expected an integer 0..1024, got \"1e999\""});
+  CHECK(errors_with("threads: 1.2.3\n") ==
+        Lines{"test.yaml:3: threads: expected an integer 0..1024, got \"1.2.3\""});
+}
