@@ -114,6 +114,8 @@ struct RequestRecord {
   std::chrono::steady_clock::time_point start;
   std::chrono::steady_clock::duration limiter{};
   std::chrono::steady_clock::duration upstream{};
+  std::optional<std::chrono::steady_clock::time_point> upstream_start;  // set when forwarded
+  bool upstream_observed = false;
   int status = 0;  // 0: no response was sent (the client went away first)
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
@@ -155,6 +157,7 @@ class Session {
   void count_decisions(const config::Route& route, const limiter::Decision& decision);
   void finish_request(const RequestParser& parser);
   void count_response(int status);
+  void observe_upstream();
   net::awaitable<bool> forward(RequestParser& parser, const config::Route& route,
                                const limiter::Decision& decision, bool keep_alive);
   net::awaitable<void> send(http::status status, std::string body, const HeaderList& extra,
@@ -374,6 +377,13 @@ void Session::count_decisions(const config::Route& route, const limiter::Decisio
 void Session::count_response(int status) {
   if (record_.status == 0) worker_.stats().count_request(record_.route_id, status);
   record_.status = status;
+  observe_upstream();
+}
+
+void Session::observe_upstream() {
+  if (!record_.upstream_start || record_.upstream_observed) return;
+  record_.upstream_observed = true;
+  worker_.stats().upstream.observe(std::chrono::steady_clock::now() - *record_.upstream_start);
 }
 
 void Session::finish_request(const RequestParser& parser) {
@@ -480,16 +490,17 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
   HeaderList limit_headers;
   add_limit_headers(decision, limit_headers);
 
-  // The upstream's share of the request, connect to last byte, whatever the outcome.
+  // The histogram takes the upstream's time to answer (connect to response head, or to
+  // failure) when the client's response starts (count_response); the access log takes
+  // the whole exchange, connect to last byte, whatever the outcome.
+  record_.upstream_start = std::chrono::steady_clock::now();
   struct UpstreamTimer {
-    RequestRecord& record;
-    WorkerStats& stats;
-    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    Session& session;
     ~UpstreamTimer() {
-      record.upstream = std::chrono::steady_clock::now() - start;
-      stats.upstream.observe(record.upstream);
+      session.observe_upstream();  // when no response started (the client went away)
+      session.record_.upstream = std::chrono::steady_clock::now() - *session.record_.upstream_start;
     }
-  } timer{record_, worker_.stats()};
+  } timer{*this};
 
   UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key);
   for (int attempt = 0;; ++attempt) {
