@@ -38,10 +38,10 @@ std::string dump(const nlohmann::ordered_json& json) {
 
 }  // namespace
 
-void append_rate_limit_headers(const config::ResponseHeaders& families,
-                               const limiter::Decision& decision, int index,
-                               const std::string& limit_name, std::int64_t window_ms,
-                               HeaderList& out) {
+void for_each_rate_limit_header(const config::ResponseHeaders& families,
+                                const limiter::Decision& decision, int index,
+                                const std::string& limit_name, std::int64_t window_ms,
+                                const HeaderSink& out) {
   // A route without limits has no most restrictive one (kNone): nothing to say.
   if (index < 0 || static_cast<std::size_t>(index) >= decision.count) return;
   const limiter::LimitResult& r = decision.results[static_cast<std::size_t>(index)];
@@ -49,20 +49,30 @@ void append_rate_limit_headers(const config::ResponseHeaders& families,
   const std::int64_t remaining = std::max<std::int64_t>(0, r.remaining);
   const std::int64_t retry = retry_after_seconds(r.retry_after_ms);
   if (families.x_ratelimit) {
-    out.emplace_back("X-RateLimit-Limit", std::to_string(r.limit));
-    out.emplace_back("X-RateLimit-Remaining", std::to_string(remaining));
-    out.emplace_back("X-RateLimit-Reset", std::to_string(ceil_seconds(r.reset_ms)));
+    out("X-RateLimit-Limit", std::to_string(r.limit));
+    out("X-RateLimit-Remaining", std::to_string(remaining));
+    out("X-RateLimit-Reset", std::to_string(ceil_seconds(r.reset_ms)));
   }
   if (families.ietf) {
     const std::string name = sf_string(limit_name);
     const std::int64_t reset_in = rejected ? retry : ceil_seconds(r.reset_ms - decision.now_ms);
-    out.emplace_back("RateLimit-Policy", name + ";q=" + std::to_string(r.limit) +
+    out("RateLimit-Policy", name + ";q=" + std::to_string(r.limit) +
                                              ";w=" + std::to_string(ceil_seconds(window_ms)));
-    out.emplace_back("RateLimit", name + ";r=" + std::to_string(remaining) +
+    out("RateLimit", name + ";r=" + std::to_string(remaining) +
                                       ";t=" + std::to_string(reset_in));
   }
   // Retry-After is plain HTTP (RFC 9110), not part of either family: every 429 has it.
-  if (rejected) out.emplace_back("Retry-After", std::to_string(retry));
+  if (rejected) out("Retry-After", std::to_string(retry));
+}
+
+void append_rate_limit_headers(const config::ResponseHeaders& families,
+                               const limiter::Decision& decision, int index,
+                               const std::string& limit_name, std::int64_t window_ms,
+                               HeaderList& out) {
+  for_each_rate_limit_header(families, decision, index, limit_name, window_ms,
+                             [&out](std::string_view name, std::string_view value) {
+                               out.emplace_back(name, value);
+                             });
 }
 
 std::string rate_limited_body(const std::string& limit_name, std::int64_t retry_after_ms) {

@@ -1,13 +1,21 @@
 #pragma once
-// Streams one HTTP message body from a parser to a serializer in fixed-size pieces, so
-// that no body is ever held whole (Beast's buffer_body relay). Included by session.cpp
-// only: Beast's HTTP templates stay in one translation unit.
+// Reading HTTP messages through Beast's parser with plain socket reads, and streaming
+// one message body from a parser to the other side in fixed-size pieces, so that no
+// body is ever held whole. The heads are written by http_head.hpp; bodies are copied as
+// they arrive, re-framed (chunked or not) by this file. Included by session.cpp only:
+// Beast's HTTP templates stay in one translation unit.
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <string_view>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <chrono>
 
 namespace phlow::gateway::detail {
 
@@ -19,52 +27,109 @@ struct RelayResult {
   std::uint64_t body_bytes = 0;      // body bytes written to `out`
 };
 
-// Writes the (already transformed) header of `parser.get()` and then the body, as
-// it arrives on `in`, to `out`. Each read and write has its own deadline.
+// Feeds the bytes of `buffer` to `parser`, reading more from `in` when it needs them,
+// until the header is complete (`body_space` null) or, in the body, until some body
+// bytes arrived, the body buffer is full or the message ended (`body_space` points at
+// the parser's buffer_body size, which shrinks as bytes land). The caller sets the
+// deadline. Errors as Beast's http::async_read_some: end_of_stream for a connection
+// closed before a message began, partial_message for one closed inside a message.
+template <bool isRequest>
+boost::asio::awaitable<boost::system::error_code> read_message_part(
+    boost::beast::tcp_stream& in, boost::beast::flat_buffer& buffer,
+    boost::beast::http::basic_parser<isRequest>& parser, const std::size_t* body_space) {
+  namespace http = boost::beast::http;
+  constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+  const std::size_t space_before = body_space != nullptr ? *body_space : 0;
+  for (;;) {
+    if (buffer.size() > 0) {
+      boost::system::error_code ec;
+      const std::size_t used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (ec == http::error::need_buffer) co_return boost::system::error_code{};
+      if (ec && ec != http::error::need_more) co_return ec;
+      if (parser.is_done()) co_return boost::system::error_code{};
+      if (body_space == nullptr) {
+        if (parser.is_header_done()) co_return boost::system::error_code{};
+      } else if (*body_space < space_before) {
+        co_return boost::system::error_code{};
+      }
+      if (!ec && used > 0 && buffer.size() > 0) continue;  // a structured element ended
+    }
+    const std::size_t room = buffer.capacity() - buffer.size();
+    auto [ec, n] = co_await in.async_read_some(
+        buffer.prepare(std::clamp<std::size_t>(room, 4096, 64 * 1024)), use_tuple);
+    if (ec == boost::asio::error::eof) {
+      if (!parser.got_some()) co_return http::error::end_of_stream;
+      boost::system::error_code eof_ec;
+      parser.put_eof(eof_ec);
+      co_return eof_ec;  // none when the body ends at EOF
+    }
+    if (ec) co_return ec;
+    buffer.commit(n);
+  }
+}
+
+// One write to `out`: the head still to send (if any), then `size` body bytes at
+// `data`, framed as a chunk when `chunked`, then the last chunk when `last`.
+inline boost::asio::awaitable<boost::system::error_code> write_piece(
+    boost::beast::tcp_stream& out, std::string_view head, const char* data, std::size_t size,
+    bool chunked, bool last, std::chrono::milliseconds timeout) {
+  constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+  char size_line[24];
+  std::size_t size_line_length = 0;
+  if (chunked && size > 0) {
+    const auto end = std::to_chars(size_line, size_line + sizeof size_line - 2, size, 16).ptr;
+    end[0] = '\r';
+    end[1] = '\n';
+    size_line_length = static_cast<std::size_t>(end + 2 - size_line);
+  }
+  const std::string_view chunk_end = chunked && size > 0 ? "\r\n" : "";
+  const std::string_view last_chunk = chunked && last ? "0\r\n\r\n" : "";
+  const std::array<boost::asio::const_buffer, 5> pieces{
+      boost::asio::buffer(head), boost::asio::buffer(size_line, size_line_length),
+      boost::asio::buffer(data, size), boost::asio::buffer(chunk_end),
+      boost::asio::buffer(last_chunk)};
+  if (boost::asio::buffer_size(pieces) == 0) co_return boost::system::error_code{};
+  out.expires_after(timeout);
+  auto [ec, n] = co_await boost::asio::async_write(out, pieces, use_tuple);
+  co_return ec;
+}
+
+// Writes `head` and then the body of the message whose header `parser` has read, as it
+// arrives on `in`, to `out`, framed as chunks when `chunked`. Each read and write has
+// its own deadline.
 template <bool isRequest>
 boost::asio::awaitable<RelayResult> relay(
     boost::beast::tcp_stream& in, boost::beast::flat_buffer& in_buffer,
     boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& parser,
     std::chrono::milliseconds in_timeout, boost::beast::tcp_stream& out,
-    std::chrono::milliseconds out_timeout) {
-  namespace http = boost::beast::http;
-  constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+    std::chrono::milliseconds out_timeout, std::string_view head, bool chunked) {
   RelayResult result;
-  auto& message = parser.get();
-  http::serializer<isRequest, http::buffer_body> serializer{message};
-  // The header goes out with the first piece of the body (one write, not two), which
-  // may wait for that piece: a read returns as soon as any body bytes arrive.
+  auto& body = parser.get().body();
+  // The head goes out with the first piece of the body (one write, not two), which may
+  // wait for that piece: a read returns as soon as any body bytes arrive.
   std::array<char, 16 * 1024> chunk;
   do {
+    std::size_t size = 0;
     if (!parser.is_done()) {
-      message.body().data = chunk.data();
-      message.body().size = chunk.size();
+      body.data = chunk.data();
+      body.size = chunk.size();
       in.expires_after(in_timeout);
-      auto [rec, rn] = co_await http::async_read(in, in_buffer, parser, use_tuple);
-      if (rec == http::error::need_buffer) rec = {};
-      message.body().size = chunk.size() - message.body().size;
+      const auto rec = co_await read_message_part(in, in_buffer, parser, &body.size);
+      size = chunk.size() - body.size;
       if (rec) {
         // Hand on what did arrive (the head at least): the peer then sees a cut
         // message, not none at all.
-        message.body().data = chunk.data();
-        message.body().more = true;
-        out.expires_after(out_timeout);
-        co_await http::async_write(out, serializer, use_tuple);
-        co_return RelayResult{rec, RelaySide::in, result.body_bytes + message.body().size};
+        co_await write_piece(out, head, chunk.data(), size, chunked, false, out_timeout);
+        co_return RelayResult{rec, RelaySide::in, result.body_bytes + size};
       }
-      message.body().data = chunk.data();
-      message.body().more = !parser.is_done();
-    } else {
-      message.body().data = nullptr;
-      message.body().size = 0;
-      message.body().more = false;
     }
-    result.body_bytes += message.body().size;
-    out.expires_after(out_timeout);
-    auto [wec, wn] = co_await http::async_write(out, serializer, use_tuple);
-    if (wec == http::error::need_buffer) wec = {};
+    const auto wec = co_await write_piece(out, head, chunk.data(), size, chunked,
+                                          parser.is_done(), out_timeout);
+    head = {};
     if (wec) co_return RelayResult{wec, RelaySide::out, result.body_bytes};
-  } while (!parser.is_done() || !serializer.is_done());
+    result.body_bytes += size;
+  } while (!parser.is_done());
   co_return result;
 }
 

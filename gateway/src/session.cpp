@@ -16,6 +16,7 @@
 #include "gateway/server.hpp"
 #include "gateway/worker.hpp"
 #include "limiter/descriptor.hpp"
+#include "http_head.hpp"
 #include "relay.hpp"
 
 namespace phlow::gateway {
@@ -57,21 +58,6 @@ bool is_idempotent(http::verb v) {
          v == http::verb::put || v == http::verb::delete_ || v == http::verb::trace;
 }
 
-// Removes the hop-by-hop headers (RFC 9110 7.6.1): Connection and what it names,
-// Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding (re-framed), Upgrade.
-void strip_hop_by_hop(http::fields& fields) {
-  std::vector<std::string> named;
-  for (auto [it, end] = fields.equal_range(http::field::connection); it != end; ++it) {
-    for (auto token : http::token_list(it->value())) named.emplace_back(token);
-  }
-  for (const auto& name : named) fields.erase(name);
-  for (auto f : {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
-                 http::field::proxy_authenticate, http::field::proxy_authorization, http::field::te,
-                 http::field::trailer, http::field::transfer_encoding, http::field::upgrade}) {
-    fields.erase(f);
-  }
-}
-
 std::string lowercase_host(std::string_view host) {
   if (host.starts_with('[')) host = host.substr(0, host.find(']') + 1);
   else host = host.substr(0, host.find(':'));
@@ -81,14 +67,14 @@ std::string lowercase_host(std::string_view host) {
 }
 
 
-std::string random_request_id(std::mt19937_64& random) {
+// 32 random hex digits into `id` (its capacity is reused).
+void random_request_id(std::mt19937_64& random, std::string& id) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
+  id.assign(32, '0');
   for (int half = 0; half < 2; ++half) {
     std::uint64_t bits = random();
     for (int i = 0; i < 16; ++i, bits >>= 4) id[static_cast<std::size_t>(half * 16 + i)] = kHex[bits & 15];
   }
-  return id;
 }
 
 // What the upstream answered while a request body was still being sent.
@@ -158,27 +144,21 @@ class Session {
   void finish_request(const RequestParser& parser);
   void count_response(int status);
   void observe_upstream();
-  net::awaitable<bool> forward(RequestParser& parser, const config::Route& route,
-                               const limiter::Decision& decision, bool keep_alive);
-  net::awaitable<void> send(http::status status, std::string body, const HeaderList& extra,
+  net::awaitable<bool> forward(RequestParser& parser, const config::Route& route, bool keep_alive);
+  net::awaitable<void> send(http::status status, std::string body, std::string_view extra_lines,
                             bool keep_alive);
   net::awaitable<bool> drain_body(RequestParser& parser);
-  void prepare_upstream_request(http::request<http::buffer_body>& req, const config::Upstream& up,
-                                bool chunked, std::optional<std::uint64_t> length);
-  void add_limit_headers(const limiter::Decision& decision, HeaderList& out) const;
+  void render_limit_headers(const limiter::Decision& decision);
   net::awaitable<ResponseRelay> relay_response(ResponseParser& response, UpstreamPool::Stream& upstream,
-                                               const config::Upstream& up,
-                                               const HeaderList& limit_headers, bool keep_alive);
+                                               const config::Upstream& up, bool keep_alive, bool head);
   net::awaitable<bool> forward_concurrently(RequestParser& parser, UpstreamPool::Lease lease,
                                             const config::Upstream& up, const std::string& pool_key,
-                                            const HeaderList& limit_headers, bool keep_alive,
-                                            bool head);
+                                            bool keep_alive, bool head);
   net::awaitable<detail::RelayResult> send_request(RequestParser& parser, UpstreamPool::Stream& upstream,
                                                    const config::Upstream& up,
                                                    ConcurrentExchange& exchange);
   net::awaitable<void> receive_response(UpstreamPool::Stream& upstream, const config::Upstream& up,
-                                        const HeaderList& limit_headers, bool keep_alive, bool head,
-                                        ConcurrentExchange& exchange);
+                                        bool keep_alive, bool head, ConcurrentExchange& exchange);
 
   Worker& worker_;
   beast::tcp_stream client_;
@@ -190,6 +170,16 @@ class Session {
   std::vector<std::size_t> descriptor_limits_;  // config limit index per descriptor
   std::string identifier_;
   RequestRecord record_;
+  // Per request, their capacity kept across requests: no allocation once a connection
+  // has seen its longest heads.
+  std::string request_id_;         // the client's X-Request-Id, or one made up
+  bool request_id_generated_ = false;
+  bool client_http10_ = false;
+  std::string limit_lines_;        // the rate-limit headers, "Name: value\r\n" each
+  std::array<std::string_view, 8> limit_names_{};
+  std::size_t limit_name_count_ = 0;
+  std::string request_head_;       // to the upstream
+  std::string response_head_;      // to the client
 };
 
 net::awaitable<void> Session::run() {
@@ -234,8 +224,9 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
   const config::Config& cfg = *snapshot_->config;
   parser.header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg.http.max_header_bytes, UINT32_MAX)));
   parser.body_limit(cfg.http.max_body_bytes);
+  client_http10_ = false;
   client_.expires_after(cfg.http.header_timeout);
-  auto [ec, n] = co_await http::async_read_header(client_, buffer_, parser, use_tuple);
+  const error_code ec = co_await detail::read_message_part(client_, buffer_, parser, nullptr);
   if (ec == http::error::header_limit) {
     co_await send(http::status::request_header_fields_too_large,
                   error_body("Request header fields too large", "HEADERS_TOO_LARGE"), {}, false);
@@ -253,12 +244,19 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
   if (ec) co_return false;  // closed, timed out or reset: nobody to answer
 
   auto& req = parser.get();
+  client_http10_ = req.version() < 11;
   const bool keep_alive = req.keep_alive() && !worker_.server().draining();
   const std::string host = lowercase_host(req[http::field::host]);
   FieldsSource headers(req);
   const RequestView view{req.method_string(), req.target(), host, peer_ip_, headers};
 
-  if (req["X-Request-Id"].empty()) req.set("X-Request-Id", random_request_id(worker_.random()));
+  const std::string_view client_request_id = req["X-Request-Id"];
+  request_id_generated_ = client_request_id.empty();
+  if (request_id_generated_) {
+    random_request_id(worker_.random(), request_id_);
+  } else {
+    request_id_.assign(client_request_id);
+  }
   if (worker_.access_log()) {
     record_.client_ip = snapshot_->identifiers.client_ip(view);
     record_.path = snapshot_->identifiers.redact_target(req.target());
@@ -278,17 +276,16 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
   }
 
   const limiter::Decision decision = co_await check_limits(*route, view);
+  render_limit_headers(decision);
   if (!decision.allowed) {
-    HeaderList extra;
-    add_limit_headers(decision, extra);
     const auto& rejected = cfg.limits[descriptor_limits_[decision.rejected_by]];
     const bool reusable = co_await drain_body(parser);
     co_await send(http::status::too_many_requests,
                   rate_limited_body(rejected.name(), decision.results[decision.rejected_by].retry_after_ms),
-                  extra, keep_alive && reusable);
+                  limit_lines_, keep_alive && reusable);
     co_return keep_alive && reusable;
   }
-  co_return co_await forward(parser, *route, decision, keep_alive);
+  co_return co_await forward(parser, *route, keep_alive);
 }
 
 // All limits of the route in one limiter call.
@@ -395,7 +392,7 @@ void Session::finish_request(const RequestParser& parser) {
   const auto& req = parser.get();
   AccessRecord r;
   r.time = std::chrono::system_clock::now();
-  r.request_id = req["X-Request-Id"];
+  r.request_id = request_id_;
   r.client_ip = record_.client_ip.empty() ? std::string_view(peer_ip_) : record_.client_ip;
   r.method = req.method_string();
   r.path = record_.path;
@@ -413,12 +410,17 @@ void Session::finish_request(const RequestParser& parser) {
   log->append(r);
 }
 
-void Session::add_limit_headers(const limiter::Decision& decision, HeaderList& out) const {
+void Session::render_limit_headers(const limiter::Decision& decision) {
+  limit_lines_.clear();
+  limit_name_count_ = 0;
   const int index = decision.allowed ? decision.most_restrictive : decision.rejected_by;
   if (index == limiter::kNone) return;
   const auto& spec = snapshot_->config->limits[descriptor_limits_[index]];
-  append_rate_limit_headers(snapshot_->config->response_headers, decision, index, spec.name(),
-                            spec.limit.window_ms, out);
+  for_each_rate_limit_header(snapshot_->config->response_headers, decision, index, spec.name(),
+                             spec.limit.window_ms, [this](std::string_view name, std::string_view value) {
+                               detail::append_field(limit_lines_, name, value);
+                               if (limit_name_count_ < limit_names_.size()) limit_names_[limit_name_count_++] = name;
+                             });
 }
 
 // Skips a small unread request body so the connection can carry the next request.
@@ -439,43 +441,22 @@ net::awaitable<bool> Session::drain_body(RequestParser& parser) {
   co_return true;
 }
 
-net::awaitable<void> Session::send(http::status status, std::string body, const HeaderList& extra,
+net::awaitable<void> Session::send(http::status status, std::string body, std::string_view extra_lines,
                                    bool keep_alive) {
   count_response(static_cast<int>(status));
   record_.bytes_out += body.size();
-  http::response<http::string_body> res{status, 11};
-  res.set(http::field::content_type, "application/json");
-  for (const auto& [name, value] : extra) res.insert(name, value);
-  res.body() = std::move(body);
-  res.keep_alive(keep_alive && !worker_.server().draining());
-  res.prepare_payload();
+  response_head_.clear();
+  detail::append_own_response_head(response_head_, static_cast<unsigned>(status), extra_lines,
+                                   body.size(), keep_alive && !worker_.server().draining(),
+                                   client_http10_);
+  const std::array<net::const_buffer, 2> pieces{net::buffer(response_head_), net::buffer(body)};
   client_.expires_after(snapshot_ ? snapshot_->config->http.idle_timeout : std::chrono::seconds(10));
-  co_await http::async_write(client_, res, use_tuple);
-}
-
-void Session::prepare_upstream_request(http::request<http::buffer_body>& req,
-                                       const config::Upstream& up, bool chunked,
-                                       std::optional<std::uint64_t> length) {
-  strip_hop_by_hop(req);
-  req.erase(http::field::expect);  // the gateway answered 100-continue itself
-  std::string forwarded(req["X-Forwarded-For"]);
-  forwarded = forwarded.empty() ? peer_ip_ : forwarded + ", " + peer_ip_;
-  req.set("X-Forwarded-For", forwarded);
-  req.set("X-Forwarded-Proto", "http");
-  if (!up.url.base_path.empty()) req.target(up.url.base_path + std::string(req.target()));
-  req.version(11);
-  if (chunked) {
-    req.chunked(true);
-  } else if (length) {
-    req.content_length(*length);
-  }
-  req.keep_alive(true);
+  co_await net::async_write(client_, pieces, use_tuple);
 }
 
 // Relays the request upstream and the response back. Returns whether the client
 // connection can carry another request.
-net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route& route,
-                                      const limiter::Decision& decision, bool keep_alive) {
+net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route& route, bool keep_alive) {
   const config::Config& cfg = *snapshot_->config;
   const config::Upstream& up = cfg.upstreams[route.upstream_index];
   const std::string& pool_key = snapshot_->upstream_keys[route.upstream_index];
@@ -483,12 +464,12 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
   const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
   const bool head = req.method() == http::verb::head;
   const bool retryable = is_idempotent(req.method()) && parser.is_done();
-  std::optional<std::uint64_t> length;
-  if (parser.content_length()) length = *parser.content_length();
-  prepare_upstream_request(req, up, parser.chunked(), length);
-
-  HeaderList limit_headers;
-  add_limit_headers(decision, limit_headers);
+  detail::UpstreamRequestHead how{up.url.base_path, peer_ip_,
+                                  request_id_generated_ ? std::string_view(request_id_) : std::string_view(),
+                                  {parser.chunked(), std::nullopt}};
+  if (parser.content_length()) how.framing.length = *parser.content_length();
+  request_head_.clear();
+  detail::append_upstream_request_head(request_head_, req, how);
 
   // The histogram takes the upstream's time to answer (connect to response head, or to
   // failure) when the client's response starts (count_response); the access log takes
@@ -522,12 +503,11 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     }
     if (!parser.is_done()) {
       // A body still to come is never retried: stream it while the response comes back.
-      co_return co_await forward_concurrently(parser, std::move(lease), up, pool_key, limit_headers,
-                                              keep_alive, head);
+      co_return co_await forward_concurrently(parser, std::move(lease), up, pool_key, keep_alive, head);
     }
     auto& upstream = *lease.stream;
     const auto sent = co_await detail::relay(client_, buffer_, parser, cfg.http.idle_timeout,
-                                             upstream, up.timeout);
+                                             upstream, up.timeout, request_head_, parser.chunked());
     record_.bytes_in = sent.body_bytes;
     if (sent.error) {
       if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
@@ -550,7 +530,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     response.body_limit(boost::none);
     if (head) response.skip(true);
     upstream.expires_after(up.timeout);
-    auto [rec, rn] = co_await http::async_read_header(upstream, upstream_buffer_, response, use_tuple);
+    const error_code rec = co_await detail::read_message_part(upstream, upstream_buffer_, response, nullptr);
     if (rec) {
       if (lease.reused && retryable && attempt == 0 && rec != beast::error::timeout) {
         upstream_buffer_.clear();
@@ -567,8 +547,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
                     {}, false);
       co_return false;
     }
-    const ResponseRelay relayed =
-        co_await relay_response(response, upstream, up, limit_headers, keep_alive);
+    const ResponseRelay relayed = co_await relay_response(response, upstream, up, keep_alive, head);
     if (!relayed.ok) co_return false;  // the client saw a cut response: close to say so
     if (relayed.upstream_reusable) worker_.upstreams().release(up, pool_key, std::move(lease.stream));
     co_return keep_alive;
@@ -580,14 +559,13 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
 // otherwise stall on full socket buffers in both directions until a timeout.
 net::awaitable<bool> Session::forward_concurrently(RequestParser& parser, UpstreamPool::Lease lease,
                                                    const config::Upstream& up,
-                                                   const std::string& pool_key,
-                                                   const HeaderList& limit_headers, bool keep_alive,
+                                                   const std::string& pool_key, bool keep_alive,
                                                    bool head) {
   using namespace net::experimental::awaitable_operators;
   auto& upstream = *lease.stream;
   ConcurrentExchange exchange(client_.get_executor());
   auto both = send_request(parser, upstream, up, exchange) &&
-              receive_response(upstream, up, limit_headers, keep_alive, head, exchange);
+              receive_response(upstream, up, keep_alive, head, exchange);
   const detail::RelayResult sent = co_await std::move(both);
   if (exchange.response_started) {
     if (sent.error || !exchange.response_ok) co_return false;
@@ -619,8 +597,8 @@ net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
                                                           UpstreamPool::Stream& upstream,
                                                           const config::Upstream& up,
                                                           ConcurrentExchange& exchange) {
-  const auto sent = co_await detail::relay(client_, buffer_, parser,
-                                           snapshot_->config->http.idle_timeout, upstream, up.timeout);
+  const auto sent = co_await detail::relay(client_, buffer_, parser, snapshot_->config->http.idle_timeout,
+                                           upstream, up.timeout, request_head_, parser.chunked());
   record_.bytes_in = sent.body_bytes;
   if (sent.error) {
     upstream.cancel();  // ends a response that can no longer be complete
@@ -640,15 +618,14 @@ net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
 // The response half of forward_concurrently(). Its head has no deadline of its own
 // while the request is still being sent (the upstream may wait for all of it).
 net::awaitable<void> Session::receive_response(UpstreamPool::Stream& upstream,
-                                               const config::Upstream& up,
-                                               const HeaderList& limit_headers, bool keep_alive,
+                                               const config::Upstream& up, bool keep_alive,
                                                bool head, ConcurrentExchange& exchange) {
   ResponseParser response;
   response.header_limit(kMaxUpstreamHeader);
   response.body_limit(boost::none);
   if (head) response.skip(true);
   upstream.expires_never();  // applies to this read only while the request side writes
-  auto [ec, n] = co_await http::async_read_header(upstream, upstream_buffer_, response, use_tuple);
+  const error_code ec = co_await detail::read_message_part(upstream, upstream_buffer_, response, nullptr);
   exchange.header_settled = true;
   exchange.header_deadline.cancel();
   if (ec) {
@@ -657,7 +634,7 @@ net::awaitable<void> Session::receive_response(UpstreamPool::Stream& upstream,
     co_return;
   }
   exchange.response_started = true;
-  const ResponseRelay relayed = co_await relay_response(response, upstream, up, limit_headers, keep_alive);
+  const ResponseRelay relayed = co_await relay_response(response, upstream, up, keep_alive, head);
   exchange.response_ok = relayed.ok;
   exchange.upstream_reusable = relayed.upstream_reusable;
 }
@@ -666,31 +643,34 @@ net::awaitable<void> Session::receive_response(UpstreamPool::Stream& upstream,
 // upstream connection.
 net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
                                                       UpstreamPool::Stream& upstream,
-                                                      const config::Upstream& up,
-                                                      const HeaderList& limit_headers,
-                                                      bool keep_alive) {
-  auto& res = response.get();
+                                                      const config::Upstream& up, bool keep_alive,
+                                                      bool head) {
+  const auto& res = response.get();
   const bool upstream_keep_alive = res.keep_alive();
   const bool chunked = response.chunked();
-  const bool delimited = chunked || res.has_content_length() || response.is_done() ||
-                         res.result_int() / 100 == 1 || res.result() == http::status::no_content ||
-                         res.result() == http::status::not_modified;
-  std::optional<std::uint64_t> length;
-  if (response.content_length()) length = *response.content_length();
-  strip_hop_by_hop(res);
-  for (const auto& [name, value] : limit_headers) res.set(name, value);
+  const bool bodyless = head || res.result_int() / 100 == 1 ||
+                        res.result() == http::status::no_content ||
+                        res.result() == http::status::not_modified;
+  const bool delimited = chunked || res.has_content_length() || response.is_done() || bodyless;
   // A drain that began while this request was in flight closes the connection after
   // it: say so, so that the client does not send another request into the close.
   keep_alive = keep_alive && !worker_.server().draining();
+  detail::ClientResponseHead how;
+  how.extra_lines = limit_lines_;
+  how.extra_names = std::span<const std::string_view>(limit_names_.data(), limit_name_count_);
+  how.keep_alive = keep_alive;
+  how.client_http10 = client_http10_;
   if (chunked || !delimited) {
-    res.chunked(true);  // a body up to EOF is re-framed for a keep-alive client
-  } else if (length) {
-    res.content_length(*length);
+    how.framing.chunked = true;  // a body up to EOF is re-framed for a keep-alive client
+  } else if (response.content_length()) {
+    how.framing.length = *response.content_length();
   }
-  res.keep_alive(keep_alive);
+  response_head_.clear();
+  detail::append_client_response_head(response_head_, res, how);
   count_response(res.result_int());
-  const auto got = co_await detail::relay(upstream, upstream_buffer_, response, up.timeout,
-                                          client_, snapshot_->config->http.idle_timeout);
+  const auto got = co_await detail::relay(upstream, upstream_buffer_, response, up.timeout, client_,
+                                          snapshot_->config->http.idle_timeout, response_head_,
+                                          how.framing.chunked && !bodyless);
   upstream_buffer_.clear();
   record_.bytes_out += got.body_bytes;
   if (got.error && got.side == detail::RelaySide::in) {

@@ -2,6 +2,7 @@
 // The rate-limit headers and the 429 body (SPEC.md, "Responses"), as plain strings.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,14 +15,22 @@ namespace phlow::gateway {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
-// Appends the headers of the limit `index` of `decision` (the rejecting limit for a
-// 429, the most restrictive one otherwise) to `out`, for the families enabled in
-// `families`. `limit_name` and `window_ms` describe that limit. Appends nothing when
-// `index` is not a limit of `decision` (kNone: a route without limits).
+// Calls `out` with each header of the limit `index` of `decision` (the rejecting limit
+// for a 429, the most restrictive one otherwise), for the families enabled in
+// `families`; names are string literals. `limit_name` and `window_ms` describe that
+// limit. Calls nothing when `index` is not a limit of `decision` (kNone: a route
+// without limits).
 //   x-ratelimit: X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix
 //   seconds, rounded up)
 //   ietf: RateLimit-Policy: "name";q=N;w=SECONDS   RateLimit: "name";r=R;t=SECONDS
 //   and, whatever the families, Retry-After (seconds, rounded up) when rejected.
+using HeaderSink = std::function<void(std::string_view name, std::string_view value)>;
+void for_each_rate_limit_header(const config::ResponseHeaders& families,
+                                const limiter::Decision& decision, int index,
+                                const std::string& limit_name, std::int64_t window_ms,
+                                const HeaderSink& out);
+
+// The same headers appended to `out`.
 void append_rate_limit_headers(const config::ResponseHeaders& families,
                                const limiter::Decision& decision, int index,
                                const std::string& limit_name, std::int64_t window_ms,

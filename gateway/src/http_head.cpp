@@ -1,0 +1,162 @@
+#include "http_head.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/status.hpp>
+
+namespace phlow::gateway::detail {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+void append_number(std::string& out, std::uint64_t value) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out.append(digits, end);
+}
+
+void append_framing(std::string& out, const Framing& framing) {
+  if (framing.chunked) {
+    out += "Transfer-Encoding: chunked\r\n";
+  } else if (framing.length) {
+    out += "Content-Length: ";
+    append_number(out, *framing.length);
+    out += "\r\n";
+  }
+}
+
+void append_connection(std::string& out, bool keep_alive, bool client_http10) {
+  if (!keep_alive) {
+    out += "Connection: close\r\n";
+  } else if (client_http10) {
+    out += "Connection: keep-alive\r\n";
+  }
+}
+
+constexpr std::string_view kForwardedFor = "X-Forwarded-For";
+
+bool names_match(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && beast::iequals(a, b);
+}
+
+}  // namespace
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out += ": ";
+  out.append(value);
+  out += "\r\n";
+}
+
+bool is_hop_by_hop(const http::fields& fields, const http::fields::value_type& field) {
+  switch (field.name()) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::proxy_authenticate:
+    case http::field::proxy_authorization:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+      return true;
+    default:
+      break;
+  }
+  const std::string_view name = field.name_string();
+  if (name.size() > 6 && beast::iequals(name.substr(0, 6), "proxy-")) return true;
+  // Fields that Connection names are hop-by-hop too. Most requests carry no Connection
+  // field (or just "keep-alive"), so this scan is short.
+  for (auto [it, end] = fields.equal_range(http::field::connection); it != end; ++it) {
+    for (auto token : http::token_list(it->value())) {
+      if (names_match(token, name)) return true;
+    }
+  }
+  return false;
+}
+
+void append_upstream_request_head(std::string& out, const http::request_header<>& req,
+                                  const UpstreamRequestHead& how) {
+  out.append(req.method_string());
+  out += ' ';
+  out.append(how.base_path);
+  out.append(req.target());
+  out += " HTTP/1.1\r\n";
+  bool forwarded = false;  // an X-Forwarded-For arrived
+  for (const auto& field : req) {
+    switch (field.name()) {
+      case http::field::content_length:  // re-framed below
+      case http::field::expect:
+        continue;
+      case http::field::unknown: {  // Beast has no codes for the X-Forwarded-* fields
+        const std::string_view name = field.name_string();
+        if (names_match(name, kForwardedFor)) {
+          forwarded = true;
+          continue;
+        }
+        if (names_match(name, "X-Forwarded-Proto")) continue;
+        break;
+      }
+      default:
+        break;
+    }
+    if (is_hop_by_hop(req, field)) continue;
+    append_field(out, field.name_string(), field.value());
+  }
+  out += "X-Forwarded-For: ";
+  if (forwarded) {
+    for (auto [it, end] = req.equal_range(kForwardedFor); it != end; ++it) {
+      out.append(it->value());
+      out += ", ";
+    }
+  }
+  out.append(how.peer_ip);
+  out += "\r\nX-Forwarded-Proto: http\r\n";
+  if (!how.request_id.empty()) append_field(out, "X-Request-Id", how.request_id);
+  append_framing(out, how.framing);
+  out += "\r\n";
+}
+
+void append_client_response_head(std::string& out, const http::response_header<>& res,
+                                 const ClientResponseHead& how) {
+  out += "HTTP/1.1 ";
+  append_number(out, res.result_int());
+  out += ' ';
+  const std::string_view reason = res.reason();
+  out.append(reason.empty() ? std::string_view(http::obsolete_reason(res.result())) : reason);
+  out += "\r\n";
+  for (const auto& field : res) {
+    if (field.name() == http::field::content_length) continue;  // re-framed below
+    if (is_hop_by_hop(res, field)) continue;
+    const std::string_view name = field.name_string();
+    if (std::any_of(how.extra_names.begin(), how.extra_names.end(),
+                    [&](std::string_view extra) { return names_match(extra, name); })) {
+      continue;  // the gateway's value replaces the upstream's
+    }
+    append_field(out, name, field.value());
+  }
+  out.append(how.extra_lines);
+  append_framing(out, how.framing);
+  append_connection(out, how.keep_alive, how.client_http10);
+  out += "\r\n";
+}
+
+void append_own_response_head(std::string& out, unsigned status, std::string_view extra_lines,
+                              std::size_t content_length, bool keep_alive, bool client_http10) {
+  out += "HTTP/1.1 ";
+  append_number(out, status);
+  out += ' ';
+  out.append(http::obsolete_reason(http::int_to_status(status)));
+  out += "\r\nContent-Type: application/json\r\n";
+  out.append(extra_lines);
+  append_framing(out, Framing{false, content_length});
+  append_connection(out, keep_alive, client_http10);
+  out += "\r\n";
+}
+
+}  // namespace phlow::gateway::detail

@@ -1,0 +1,68 @@
+#pragma once
+// The heads the gateway sends, written as bytes into a buffer the session reuses: the
+// request head for the upstream and the response head for the client. Writing them
+// directly (instead of editing the parsed fields and running Beast's serializer) costs
+// no allocation once the buffers have grown, and gives one place that decides which
+// fields cross the proxy (RFC 9110 7.6.1: hop-by-hop fields stop here).
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/message.hpp>
+
+namespace phlow::gateway::detail {
+
+// How a message body is framed on the way out.
+struct Framing {
+  bool chunked = false;                 // Transfer-Encoding: chunked
+  std::optional<std::uint64_t> length;  // else Content-Length, when known
+};
+
+// Whether a field never crosses a proxy: Connection and every field it names,
+// Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding (re-framed), Upgrade.
+bool is_hop_by_hop(const boost::beast::http::fields& fields,
+                   const boost::beast::http::fields::value_type& field);
+
+struct UpstreamRequestHead {
+  std::string_view base_path;   // prefixed to the target
+  std::string_view peer_ip;     // appended to X-Forwarded-For
+  std::string_view request_id;  // written as X-Request-Id unless empty (the client sent one)
+  Framing framing;
+};
+
+// Appends the request head to send upstream for `req`: its fields minus the hop-by-hop
+// ones and Expect (the gateway answers 100-continue itself), X-Forwarded-For with the
+// peer appended (all incoming X-Forwarded-For fields joined), X-Forwarded-Proto: http,
+// HTTP/1.1 with keep-alive.
+void append_upstream_request_head(std::string& out,
+                                  const boost::beast::http::request_header<>& req,
+                                  const UpstreamRequestHead& how);
+
+struct ClientResponseHead {
+  // Pre-rendered "Name: value\r\n" lines that replace the upstream's fields of the same
+  // names (the rate-limit headers), and those names.
+  std::string_view extra_lines;
+  std::span<const std::string_view> extra_names;
+  Framing framing;
+  bool keep_alive = true;
+  bool client_http10 = false;  // an HTTP/1.0 client needs keep-alive said explicitly
+};
+
+// Appends the response head to send to the client for the upstream's `res`.
+void append_client_response_head(std::string& out,
+                                 const boost::beast::http::response_header<>& res,
+                                 const ClientResponseHead& how);
+
+// Appends the head of one of the gateway's own responses, whose body is
+// `content_length` bytes of JSON.
+void append_own_response_head(std::string& out, unsigned status, std::string_view extra_lines,
+                              std::size_t content_length, bool keep_alive, bool client_http10);
+
+// "Name: value\r\n"
+void append_field(std::string& out, std::string_view name, std::string_view value);
+
+}  // namespace phlow::gateway::detail
