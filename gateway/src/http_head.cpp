@@ -53,7 +53,7 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out += "\r\n";
 }
 
-bool is_hop_by_hop(const http::fields& fields, const http::fields::value_type& field) {
+bool is_hop_by_hop(const Fields& fields, const Fields::value_type& field) {
   switch (field.name()) {
     case http::field::connection:
     case http::field::keep_alive:
@@ -80,7 +80,7 @@ bool is_hop_by_hop(const http::fields& fields, const http::fields::value_type& f
   return false;
 }
 
-void append_upstream_request_head(std::string& out, const http::request_header<>& req,
+void append_upstream_request_head(std::string& out, const http::request_header<Fields>& req,
                                   const UpstreamRequestHead& how) {
   out.append(req.method_string());
   out += ' ';
@@ -122,7 +122,7 @@ void append_upstream_request_head(std::string& out, const http::request_header<>
   out += "\r\n";
 }
 
-void append_client_response_head(std::string& out, const http::response_header<>& res,
+void append_client_response_head(std::string& out, const http::response_header<Fields>& res,
                                  const ClientResponseHead& how) {
   out += "HTTP/1.1 ";
   append_number(out, res.result_int());

@@ -6,6 +6,7 @@
 // fields cross the proxy (RFC 9110 7.6.1: hop-by-hop fields stop here).
 
 #include <cstdint>
+#include <memory_resource>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,6 +17,10 @@
 
 namespace phlow::gateway::detail {
 
+// The fields of the messages the proxy parses: allocated from the session's arena, which
+// is reset per request (no malloc per field).
+using Fields = boost::beast::http::basic_fields<std::pmr::polymorphic_allocator<char>>;
+
 // How a message body is framed on the way out.
 struct Framing {
   bool chunked = false;                 // Transfer-Encoding: chunked
@@ -24,8 +29,7 @@ struct Framing {
 
 // Whether a field never crosses a proxy: Connection and every field it names,
 // Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding (re-framed), Upgrade.
-bool is_hop_by_hop(const boost::beast::http::fields& fields,
-                   const boost::beast::http::fields::value_type& field);
+bool is_hop_by_hop(const Fields& fields, const Fields::value_type& field);
 
 struct UpstreamRequestHead {
   std::string_view base_path;   // prefixed to the target
@@ -39,7 +43,7 @@ struct UpstreamRequestHead {
 // peer appended (all incoming X-Forwarded-For fields joined), X-Forwarded-Proto: http,
 // HTTP/1.1 with keep-alive.
 void append_upstream_request_head(std::string& out,
-                                  const boost::beast::http::request_header<>& req,
+                                  const boost::beast::http::request_header<Fields>& req,
                                   const UpstreamRequestHead& how);
 
 struct ClientResponseHead {
@@ -54,7 +58,7 @@ struct ClientResponseHead {
 
 // Appends the response head to send to the client for the upstream's `res`.
 void append_client_response_head(std::string& out,
-                                 const boost::beast::http::response_header<>& res,
+                                 const boost::beast::http::response_header<Fields>& res,
                                  const ClientResponseHead& how);
 
 // Appends the head of one of the gateway's own responses, whose body is

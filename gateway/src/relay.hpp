@@ -8,6 +8,7 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <span>
 #include <string_view>
 
 #include <boost/asio/as_tuple.hpp>
@@ -96,19 +97,19 @@ inline boost::asio::awaitable<boost::system::error_code> write_piece(
 }
 
 // Writes `head` and then the body of the message whose header `parser` has read, as it
-// arrives on `in`, to `out`, framed as chunks when `chunked`. Each read and write has
-// its own deadline.
-template <bool isRequest>
+// arrives on `in`, to `out`, framed as chunks when `chunked`, copied through `chunk`.
+// Each read and write has its own deadline.
+template <bool isRequest, class Allocator>
 boost::asio::awaitable<RelayResult> relay(
     boost::beast::tcp_stream& in, boost::beast::flat_buffer& in_buffer,
-    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& parser,
+    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body, Allocator>& parser,
     std::chrono::milliseconds in_timeout, boost::beast::tcp_stream& out,
-    std::chrono::milliseconds out_timeout, std::string_view head, bool chunked) {
+    std::chrono::milliseconds out_timeout, std::string_view head, bool chunked,
+    std::span<char> chunk) {
   RelayResult result;
   auto& body = parser.get().body();
   // The head goes out with the first piece of the body (one write, not two), which may
   // wait for that piece: a read returns as soon as any body bytes arrive.
-  std::array<char, 16 * 1024> chunk;
   do {
     std::size_t size = 0;
     if (!parser.is_done()) {

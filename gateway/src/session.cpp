@@ -2,6 +2,8 @@
 // (upstream relay | 429). The only translation unit with Beast's HTTP parser.
 #include "gateway/session.hpp"
 
+#include <memory_resource>
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -29,8 +31,9 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 namespace {
 
-using RequestParser = http::request_parser<http::buffer_body>;
-using ResponseParser = http::response_parser<http::buffer_body>;
+using FieldsAllocator = std::pmr::polymorphic_allocator<char>;
+using RequestParser = http::request_parser<http::buffer_body, FieldsAllocator>;
+using ResponseParser = http::response_parser<http::buffer_body, FieldsAllocator>;
 constexpr std::size_t kRelayBuffer = 16 * 1024;
 constexpr std::uint64_t kMaxUpstreamHeader = 64 * 1024;
 constexpr std::uint64_t kDrainLimit = 64 * 1024;  // unread bodies up to this are skipped
@@ -41,16 +44,19 @@ bool is_parse_error(const error_code& ec) {
          ec != http::error::need_buffer;
 }
 
+using Request = http::request<http::buffer_body, detail::Fields>;
+
+// The fields of the request being handled, for the identifier extractor.
 class FieldsSource final : public HeaderSource {
  public:
-  explicit FieldsSource(const http::fields& fields) : fields_(fields) {}
+  void reset(const detail::Fields& fields) { fields_ = &fields; }
   void for_each(std::string_view name,
                 const std::function<void(std::string_view)>& fn) const override {
-    for (auto [it, end] = fields_.equal_range(name); it != end; ++it) fn(it->value());
+    for (auto [it, end] = fields_->equal_range(name); it != end; ++it) fn(it->value());
   }
 
  private:
-  const http::fields& fields_;
+  const detail::Fields* fields_ = nullptr;
 };
 
 bool is_idempotent(http::verb v) {
@@ -58,12 +64,12 @@ bool is_idempotent(http::verb v) {
          v == http::verb::put || v == http::verb::delete_ || v == http::verb::trace;
 }
 
-std::string lowercase_host(std::string_view host) {
+// The Host header without its port, lowercase, into `out` (its capacity is reused).
+void lowercase_host(std::string_view host, std::string& out) {
   if (host.starts_with('[')) host = host.substr(0, host.find(']') + 1);
   else host = host.substr(0, host.find(':'));
-  std::string out(host);
+  out.assign(host);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 
@@ -115,6 +121,20 @@ struct RequestRecord {
   std::string path;           // as received, API keys redacted; only filled when logging
 };
 
+// A relay buffer borrowed from the worker for one relay.
+class RelayChunk {
+ public:
+  explicit RelayChunk(Worker& worker) : worker_(worker), chunk_(worker.take_relay_chunk()) {}
+  ~RelayChunk() { worker_.give_relay_chunk(std::move(chunk_)); }
+  RelayChunk(const RelayChunk&) = delete;
+  RelayChunk& operator=(const RelayChunk&) = delete;
+  std::span<char> span() const { return {chunk_.get(), Worker::kRelayChunk}; }
+
+ private:
+  Worker& worker_;
+  std::unique_ptr<char[]> chunk_;
+};
+
 class Session {
  public:
   Session(Worker& worker, net::ip::tcp::socket socket)
@@ -123,6 +143,7 @@ class Session {
     // Headers and body pieces go out as separate writes: Nagle would hold the second
     // until the client's delayed ACK (40 ms).
     client_.socket().set_option(net::ip::tcp::no_delay(true), ec);
+    idle_entry_.socket = &client_.socket();
     auto endpoint = client_.socket().remote_endpoint(ec);
     if (!ec) {
       auto address = endpoint.address();
@@ -139,7 +160,17 @@ class Session {
   net::awaitable<bool> handle_request();
   net::awaitable<bool> process(RequestParser& parser);
   net::awaitable<bool> wait_for_request();
-  net::awaitable<limiter::Decision> check_limits(const config::Route& route, const RequestView& view);
+  bool check_limits_now(const config::Route& route, const Request& req);
+  ResponseParser& new_response_parser(bool head);
+  void write_request_head(const RequestParser& parser, const config::Upstream& up);
+  net::awaitable<bool> send_continue();
+  net::awaitable<void> send_error(http::status status, std::string_view message, std::string_view code);
+  net::awaitable<bool> reject_head(error_code ec);
+  RequestView view_of(const Request& req) const;
+  const config::Route* route_request(const Request& req);
+  net::awaitable<bool> answer_unrouted(RequestParser& parser);
+  net::awaitable<bool> answer_limited(RequestParser& parser);
+  net::awaitable<void> check_limits_async(const config::Route& route);
   void count_decisions(const config::Route& route, const limiter::Decision& decision);
   void finish_request(const RequestParser& parser);
   void count_response(int status);
@@ -154,6 +185,8 @@ class Session {
   net::awaitable<bool> forward_concurrently(RequestParser& parser, UpstreamPool::Lease lease,
                                             const config::Upstream& up, const std::string& pool_key,
                                             bool keep_alive, bool head);
+  net::awaitable<detail::RelayResult> send_head(RequestParser& parser, UpstreamPool::Stream& upstream,
+                                                const config::Upstream& up);
   net::awaitable<detail::RelayResult> send_request(RequestParser& parser, UpstreamPool::Stream& upstream,
                                                    const config::Upstream& up,
                                                    ConcurrentExchange& exchange);
@@ -169,15 +202,26 @@ class Session {
   std::vector<limiter::Descriptor> descriptors_;
   std::vector<std::size_t> descriptor_limits_;  // config limit index per descriptor
   std::string identifier_;
+  std::span<const limiter::Descriptor> checked_;  // the descriptors of this request
+  std::chrono::steady_clock::time_point limiter_started_;
+  limiter::Decision decision_;
   RequestRecord record_;
   // Per request, their capacity kept across requests: no allocation once a connection
   // has seen its longest heads.
+  std::string host_;               // Host without port, lowercase
+  FieldsSource fields_source_;
+  bool keep_alive_ = false;        // the client's connection may carry another request
   std::string request_id_;         // the client's X-Request-Id, or one made up
   bool request_id_generated_ = false;
   bool client_http10_ = false;
   std::string limit_lines_;        // the rate-limit headers, "Name: value\r\n" each
   std::array<std::string_view, 8> limit_names_{};
   std::size_t limit_name_count_ = 0;
+  Worker::IdleEntry idle_entry_;
+  // The fields of this request's messages; released when the next request starts.
+  alignas(std::max_align_t) std::array<std::byte, 2048> arena_buffer_;
+  std::pmr::monotonic_buffer_resource arena_{arena_buffer_.data(), arena_buffer_.size()};
+  std::optional<ResponseParser> response_parser_;  // after arena_: destroyed before it
   std::string request_head_;       // to the upstream
   std::string response_head_;      // to the client
 };
@@ -200,9 +244,9 @@ net::awaitable<bool> Session::wait_for_request() {
   if (buffer_.size() > 0) co_return true;
   if (worker_.server().draining()) co_return false;
   client_.expires_after(worker_.snapshot()->config->http.idle_timeout);
-  worker_.add_idle(&client_.socket());
+  worker_.add_idle(idle_entry_);
   auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
-  worker_.remove_idle(&client_.socket());
+  Worker::remove_idle(idle_entry_);
   if (ec) co_return false;
   buffer_.commit(n);
   co_return true;
@@ -214,12 +258,17 @@ net::awaitable<bool> Session::handle_request() {
   record_ = RequestRecord{};
   record_.start = std::chrono::steady_clock::now();
   record_.route_id = snapshot_->unmatched_route_id;
-  RequestParser parser;
+  response_parser_.reset();
+  arena_.release();  // the parsers of the previous request are gone
+  RequestParser parser(std::piecewise_construct, std::make_tuple(), std::make_tuple(FieldsAllocator(&arena_)));
   const bool keep_alive = co_await process(parser);
   finish_request(parser);
   co_return keep_alive;
 }
 
+// The steps of one request. What lives across a suspension here lives in the session,
+// not in locals: Asio recycles coroutine frames up to 1 KiB only, and one frame that
+// is larger per request costs a malloc and, by evicting a cached frame, another.
 net::awaitable<bool> Session::process(RequestParser& parser) {
   const config::Config& cfg = *snapshot_->config;
   parser.header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg.http.max_header_bytes, UINT32_MAX)));
@@ -227,28 +276,43 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
   client_http10_ = false;
   client_.expires_after(cfg.http.header_timeout);
   const error_code ec = co_await detail::read_message_part(client_, buffer_, parser, nullptr);
-  if (ec == http::error::header_limit) {
-    co_await send(http::status::request_header_fields_too_large,
-                  error_body("Request header fields too large", "HEADERS_TOO_LARGE"), {}, false);
-    co_return false;
-  }
-  if (ec == http::error::body_limit) {
-    co_await send(http::status::payload_too_large,
-                  error_body("Request body too large", "BODY_TOO_LARGE"), {}, false);
-    co_return false;
-  }
-  if (is_parse_error(ec)) {
-    co_await send(http::status::bad_request, error_body("Malformed request", "BAD_REQUEST"), {}, false);
-    co_return false;
-  }
-  if (ec) co_return false;  // closed, timed out or reset: nobody to answer
+  if (ec) co_return co_await reject_head(ec);
+  const config::Route* route = route_request(parser.get());
+  if (route == nullptr) co_return co_await answer_unrouted(parser);
+  if (!check_limits_now(*route, parser.get())) co_await check_limits_async(*route);
+  render_limit_headers(decision_);
+  if (!decision_.allowed) co_return co_await answer_limited(parser);
+  co_return co_await forward(parser, *route, keep_alive_);
+}
 
-  auto& req = parser.get();
+// Answers a request whose head could not be read, when there is someone to answer.
+// Returns false: the connection closes.
+net::awaitable<bool> Session::reject_head(error_code ec) {
+  if (ec == http::error::header_limit) {
+    co_await send_error(http::status::request_header_fields_too_large, "Request header fields too large",
+                        "HEADERS_TOO_LARGE");
+  } else if (ec == http::error::body_limit) {
+    co_await send_error(http::status::payload_too_large, "Request body too large", "BODY_TOO_LARGE");
+  } else if (is_parse_error(ec)) {
+    co_await send_error(http::status::bad_request, "Malformed request", "BAD_REQUEST");
+  }
+  // else: closed, timed out or reset: nobody to answer
+  co_return false;
+}
+
+RequestView Session::view_of(const Request& req) const {
+  return RequestView{req.method_string(), req.target(), host_, peer_ip_, fields_source_};
+}
+
+// Notes what the request is (request id, host, keep-alive, access-log fields) and
+// finds its route (nullptr: none).
+const config::Route* Session::route_request(const Request& req) {
+  const config::Config& cfg = *snapshot_->config;
   client_http10_ = req.version() < 11;
-  const bool keep_alive = req.keep_alive() && !worker_.server().draining();
-  const std::string host = lowercase_host(req[http::field::host]);
-  FieldsSource headers(req);
-  const RequestView view{req.method_string(), req.target(), host, peer_ip_, headers};
+  keep_alive_ = req.keep_alive() && !worker_.server().draining();
+  lowercase_host(req[http::field::host], host_);
+  fields_source_.reset(req);
+  const RequestView view = view_of(req);
 
   const std::string_view client_request_id = req["X-Request-Id"];
   request_id_generated_ = client_request_id.empty();
@@ -268,30 +332,31 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
     record_.route = snapshot_->route_labels[route_index];
     record_.upstream_name = route->upstream;
   }
-  if (route == nullptr) {
-    const bool reusable = co_await drain_body(parser);
-    co_await send(http::status::not_found, error_body("No route matches", "NO_ROUTE"), {},
-                  keep_alive && reusable);
-    co_return keep_alive && reusable;
-  }
-
-  const limiter::Decision decision = co_await check_limits(*route, view);
-  render_limit_headers(decision);
-  if (!decision.allowed) {
-    const auto& rejected = cfg.limits[descriptor_limits_[decision.rejected_by]];
-    const bool reusable = co_await drain_body(parser);
-    co_await send(http::status::too_many_requests,
-                  rate_limited_body(rejected.name(), decision.results[decision.rejected_by].retry_after_ms),
-                  limit_lines_, keep_alive && reusable);
-    co_return keep_alive && reusable;
-  }
-  co_return co_await forward(parser, *route, keep_alive);
+  return route;
 }
 
-// All limits of the route in one limiter call.
-net::awaitable<limiter::Decision> Session::check_limits(const config::Route& route,
-                                                        const RequestView& view) {
+net::awaitable<bool> Session::answer_unrouted(RequestParser& parser) {
+  const bool reusable = co_await drain_body(parser);
+  co_await send(http::status::not_found, error_body("No route matches", "NO_ROUTE"), {},
+                keep_alive_ && reusable);
+  co_return keep_alive_ && reusable;
+}
+
+net::awaitable<bool> Session::answer_limited(RequestParser& parser) {
+  const auto& rejected = snapshot_->config->limits[descriptor_limits_[decision_.rejected_by]];
+  const bool reusable = co_await drain_body(parser);
+  co_await send(http::status::too_many_requests,
+                rate_limited_body(rejected.name(), decision_.results[decision_.rejected_by].retry_after_ms),
+                limit_lines_, keep_alive_ && reusable);
+  co_return keep_alive_ && reusable;
+}
+
+// All limits of the route in one limiter call, into decision_: here when the limiter
+// can decide at once (in memory), else false and check_limits_async() waits for Redis.
+// The decision lives in the session, not in coroutine frames, which keeps those small.
+bool Session::check_limits_now(const config::Route& route, const Request& req) {
   const config::Config& cfg = *snapshot_->config;
+  const RequestView view = view_of(req);
   // Descriptors and their key strings are reused across requests: no allocation once
   // a connection has seen its longest keys.
   std::size_t count = 0;
@@ -305,28 +370,33 @@ net::awaitable<limiter::Decision> Session::check_limits(const config::Route& rou
     limiter::build_key(d.key, cfg.redis.key_prefix, spec.name(), identifier_);
     descriptor_limits_.push_back(index);
   }
-  const std::span<const limiter::Descriptor> checked(descriptors_.data(), count);
-  limiter::Decision decision;
-  const auto started = std::chrono::steady_clock::now();
+  checked_ = std::span<const limiter::Descriptor>(descriptors_.data(), count);
+  limiter_started_ = std::chrono::steady_clock::now();
+  decision_ = limiter::Decision{};
   if (count > 0) {
-    if (auto now = worker_.limiter().try_check_now(checked)) {
-      decision = *now;
-    } else {
-      decision = co_await worker_.limiter().async_check(checked, net::use_awaitable);
-      WorkerStats& stats = worker_.stats();
-      stats.redis_check.observe(std::chrono::steady_clock::now() - started);
-      switch (decision.store_failure) {
-        case limiter::StoreFailure::timeout: stats.count_redis_error(RedisError::timeout); break;
-        case limiter::StoreFailure::connection: stats.count_redis_error(RedisError::connection); break;
-        case limiter::StoreFailure::server_error: stats.count_redis_error(RedisError::server_error); break;
-        case limiter::StoreFailure::bad_reply: stats.count_redis_error(RedisError::bad_reply); break;
-        default: break;
-      }
-    }
+    auto now = worker_.limiter().try_check_now(checked_);
+    if (!now) return false;
+    decision_ = *now;
   }
-  record_.limiter = std::chrono::steady_clock::now() - started;
-  count_decisions(route, decision);
-  co_return decision;
+  record_.limiter = std::chrono::steady_clock::now() - limiter_started_;
+  count_decisions(route, decision_);
+  return true;
+}
+
+net::awaitable<void> Session::check_limits_async(const config::Route& route) {
+  decision_ = co_await worker_.limiter().async_check(checked_, net::use_awaitable);
+  const auto elapsed = std::chrono::steady_clock::now() - limiter_started_;
+  WorkerStats& stats = worker_.stats();
+  stats.redis_check.observe(elapsed);
+  switch (decision_.store_failure) {
+    case limiter::StoreFailure::timeout: stats.count_redis_error(RedisError::timeout); break;
+    case limiter::StoreFailure::connection: stats.count_redis_error(RedisError::connection); break;
+    case limiter::StoreFailure::server_error: stats.count_redis_error(RedisError::server_error); break;
+    case limiter::StoreFailure::bad_reply: stats.count_redis_error(RedisError::bad_reply); break;
+    default: break;
+  }
+  record_.limiter = elapsed;
+  count_decisions(route, decision_);
 }
 
 // Counts each limit of the route by its own verdict, and names for the access log the
@@ -464,12 +534,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
   const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
   const bool head = req.method() == http::verb::head;
   const bool retryable = is_idempotent(req.method()) && parser.is_done();
-  detail::UpstreamRequestHead how{up.url.base_path, peer_ip_,
-                                  request_id_generated_ ? std::string_view(request_id_) : std::string_view(),
-                                  {parser.chunked(), std::nullopt}};
-  if (parser.content_length()) how.framing.length = *parser.content_length();
-  request_head_.clear();
-  detail::append_upstream_request_head(request_head_, req, how);
+  write_request_head(parser, up);
 
   // The histogram takes the upstream's time to answer (connect to response head, or to
   // failure) when the client's response starts (count_response); the access log takes
@@ -489,46 +554,40 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
       const bool timed_out = lease.error == beast::error::timeout;
       worker_.stats().count_upstream_error(timed_out ? UpstreamError::connect_timeout
                                                      : UpstreamError::connect_refused);
-      co_await send(timed_out ? http::status::gateway_timeout : http::status::bad_gateway,
-                    error_body(timed_out ? "Upstream connect timed out" : "Upstream unreachable",
-                               timed_out ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"),
-                    {}, false);
+      if (timed_out) {
+        co_await send_error(http::status::gateway_timeout, "Upstream connect timed out", "UPSTREAM_TIMEOUT");
+      } else {
+        co_await send_error(http::status::bad_gateway, "Upstream unreachable", "UPSTREAM_UNREACHABLE");
+      }
       co_return false;
     }
     if (expect_continue && attempt == 0) {
-      http::response<http::empty_body> cont{http::status::continue_, 11};
-      client_.expires_after(cfg.http.idle_timeout);
-      auto [cec, cn] = co_await http::async_write(client_, cont, use_tuple);
-      if (cec) co_return false;
+      // (not inside &&: GCC 12 miscompiles co_await in a short-circuit operand)
+      const bool sent_continue = co_await send_continue();
+      if (!sent_continue) co_return false;
     }
     if (!parser.is_done()) {
       // A body still to come is never retried: stream it while the response comes back.
       co_return co_await forward_concurrently(parser, std::move(lease), up, pool_key, keep_alive, head);
     }
     auto& upstream = *lease.stream;
-    const auto sent = co_await detail::relay(client_, buffer_, parser, cfg.http.idle_timeout,
-                                             upstream, up.timeout, request_head_, parser.chunked());
+    const auto sent = co_await send_head(parser, upstream, up);
     record_.bytes_in = sent.body_bytes;
     if (sent.error) {
       if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
-        co_await send(http::status::payload_too_large,
-                      error_body("Request body too large", "BODY_TOO_LARGE"), {}, false);
+        co_await send_error(http::status::payload_too_large, "Request body too large", "BODY_TOO_LARGE");
       } else if (sent.side == detail::RelaySide::out && lease.reused && retryable && attempt == 0) {
         lease = co_await worker_.upstreams().acquire(up, pool_key, true);
         continue;  // a pooled connection the upstream had closed: once more, fresh
       } else if (sent.side == detail::RelaySide::out) {
         worker_.stats().count_upstream_error(UpstreamError::reset);
-        co_await send(http::status::bad_gateway,
-                      error_body("Upstream failed while receiving the request", "UPSTREAM_ERROR"),
-                      {}, false);
+        co_await send_error(http::status::bad_gateway, "Upstream failed while receiving the request",
+                            "UPSTREAM_ERROR");
       }
       co_return false;
     }
 
-    ResponseParser response;
-    response.header_limit(kMaxUpstreamHeader);
-    response.body_limit(boost::none);
-    if (head) response.skip(true);
+    ResponseParser& response = new_response_parser(head);
     upstream.expires_after(up.timeout);
     const error_code rec = co_await detail::read_message_part(upstream, upstream_buffer_, response, nullptr);
     if (rec) {
@@ -541,10 +600,11 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
       worker_.stats().count_upstream_error(timed_out           ? UpstreamError::timeout
                                            : is_parse_error(rec) ? UpstreamError::bad_response
                                                                  : UpstreamError::reset);
-      co_await send(timed_out ? http::status::gateway_timeout : http::status::bad_gateway,
-                    error_body(timed_out ? "Upstream timed out" : "Upstream sent no valid response",
-                               timed_out ? "UPSTREAM_TIMEOUT" : "UPSTREAM_ERROR"),
-                    {}, false);
+      if (timed_out) {
+        co_await send_error(http::status::gateway_timeout, "Upstream timed out", "UPSTREAM_TIMEOUT");
+      } else {
+        co_await send_error(http::status::bad_gateway, "Upstream sent no valid response", "UPSTREAM_ERROR");
+      }
       co_return false;
     }
     const ResponseRelay relayed = co_await relay_response(response, upstream, up, keep_alive, head);
@@ -552,6 +612,49 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     if (relayed.upstream_reusable) worker_.upstreams().release(up, pool_key, std::move(lease.stream));
     co_return keep_alive;
   }
+}
+
+// The head for the upstream, into request_head_.
+void Session::write_request_head(const RequestParser& parser, const config::Upstream& up) {
+  detail::UpstreamRequestHead how{up.url.base_path, peer_ip_,
+                                  request_id_generated_ ? std::string_view(request_id_) : std::string_view(),
+                                  {parser.chunked(), std::nullopt}};
+  if (parser.content_length()) how.framing.length = *parser.content_length();
+  request_head_.clear();
+  detail::append_upstream_request_head(request_head_, parser.get(), how);
+}
+
+// "100 Continue" to a client that waits for it before sending its body.
+net::awaitable<bool> Session::send_continue() {
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  client_.expires_after(snapshot_->config->http.idle_timeout);
+  auto [ec, n] = co_await net::async_write(client_, net::buffer(kContinue), use_tuple);
+  co_return !ec;
+}
+
+// One of the gateway's own errors; the connection closes after it.
+net::awaitable<void> Session::send_error(http::status status, std::string_view message,
+                                         std::string_view code) {
+  co_await send(status, error_body(message, code), {}, false);
+}
+
+// A parser for the next upstream response (the last one is gone). It lives in the
+// session, not in a coroutine frame (see process()).
+ResponseParser& Session::new_response_parser(bool head) {
+  ResponseParser& response = response_parser_.emplace(std::piecewise_construct, std::make_tuple(),
+                                                      std::make_tuple(FieldsAllocator(&arena_)));
+  response.header_limit(kMaxUpstreamHeader);
+  response.body_limit(boost::none);
+  if (head) response.skip(true);
+  return response;
+}
+
+// Sends a request without a body (or with all of it at hand) upstream.
+net::awaitable<detail::RelayResult> Session::send_head(RequestParser& parser, UpstreamPool::Stream& upstream,
+                                                       const config::Upstream& up) {
+  const RelayChunk chunk(worker_);  // held for the write only, not while the upstream answers
+  co_return co_await detail::relay(client_, buffer_, parser, snapshot_->config->http.idle_timeout,
+                                   upstream, up.timeout, request_head_, parser.chunked(), chunk.span());
 }
 
 // Sends the request body upstream while the response is read and relayed back at the
@@ -573,20 +676,17 @@ net::awaitable<bool> Session::forward_concurrently(RequestParser& parser, Upstre
     co_return keep_alive;
   }
   if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
-    co_await send(http::status::payload_too_large,
-                  error_body("Request body too large", "BODY_TOO_LARGE"), {}, false);
+    co_await send_error(http::status::payload_too_large, "Request body too large", "BODY_TOO_LARGE");
   } else if (sent.side == detail::RelaySide::in) {
     // The client went away or stalled mid-body: nobody to answer.
   } else if (exchange.header_timed_out) {
     worker_.stats().count_upstream_error(UpstreamError::timeout);
-    co_await send(http::status::gateway_timeout,
-                  error_body("Upstream timed out", "UPSTREAM_TIMEOUT"), {}, false);
+    co_await send_error(http::status::gateway_timeout, "Upstream timed out", "UPSTREAM_TIMEOUT");
   } else {
     worker_.stats().count_upstream_error(is_parse_error(exchange.header_error)
                                              ? UpstreamError::bad_response
                                              : UpstreamError::reset);
-    co_await send(http::status::bad_gateway,
-                  error_body("Upstream sent no valid response", "UPSTREAM_ERROR"), {}, false);
+    co_await send_error(http::status::bad_gateway, "Upstream sent no valid response", "UPSTREAM_ERROR");
   }
   co_return false;
 }
@@ -597,8 +697,10 @@ net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
                                                           UpstreamPool::Stream& upstream,
                                                           const config::Upstream& up,
                                                           ConcurrentExchange& exchange) {
+  const RelayChunk chunk(worker_);
   const auto sent = co_await detail::relay(client_, buffer_, parser, snapshot_->config->http.idle_timeout,
-                                           upstream, up.timeout, request_head_, parser.chunked());
+                                           upstream, up.timeout, request_head_, parser.chunked(),
+                                           chunk.span());
   record_.bytes_in = sent.body_bytes;
   if (sent.error) {
     upstream.cancel();  // ends a response that can no longer be complete
@@ -620,10 +722,7 @@ net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
 net::awaitable<void> Session::receive_response(UpstreamPool::Stream& upstream,
                                                const config::Upstream& up, bool keep_alive,
                                                bool head, ConcurrentExchange& exchange) {
-  ResponseParser response;
-  response.header_limit(kMaxUpstreamHeader);
-  response.body_limit(boost::none);
-  if (head) response.skip(true);
+  ResponseParser& response = new_response_parser(head);
   upstream.expires_never();  // applies to this read only while the request side writes
   const error_code ec = co_await detail::read_message_part(upstream, upstream_buffer_, response, nullptr);
   exchange.header_settled = true;
@@ -668,9 +767,10 @@ net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
   response_head_.clear();
   detail::append_client_response_head(response_head_, res, how);
   count_response(res.result_int());
+  const RelayChunk chunk(worker_);
   const auto got = co_await detail::relay(upstream, upstream_buffer_, response, up.timeout, client_,
                                           snapshot_->config->http.idle_timeout, response_head_,
-                                          how.framing.chunked && !bodyless);
+                                          how.framing.chunked && !bodyless, chunk.span());
   upstream_buffer_.clear();
   record_.bytes_out += got.body_bytes;
   if (got.error && got.side == detail::RelaySide::in) {

@@ -114,11 +114,24 @@ net::awaitable<void> Worker::reject_over_capacity(tcp::socket socket) {
   socket.shutdown(tcp::socket::shutdown_both, ignored);
 }
 
+std::unique_ptr<char[]> Worker::take_relay_chunk() {
+  if (spare_chunks_.empty()) return std::make_unique_for_overwrite<char[]>(kRelayChunk);
+  auto chunk = std::move(spare_chunks_.back());
+  spare_chunks_.pop_back();
+  return chunk;
+}
+
+void Worker::give_relay_chunk(std::unique_ptr<char[]> chunk) {
+  // A burst of large bodies may have borrowed many; keep a few for the next ones.
+  constexpr std::size_t kKept = 64;
+  if (chunk && spare_chunks_.size() < kKept) spare_chunks_.push_back(std::move(chunk));
+}
+
 void Worker::close_idle() {
   net::post(io_, [this] {
-    for (auto* socket : idle_) {
+    for (auto& entry : idle_) {
       boost::system::error_code ignored;
-      socket->cancel(ignored);
+      entry.socket->cancel(ignored);
     }
   });
 }

@@ -8,7 +8,9 @@
 #include <memory>
 #include <random>
 #include <thread>
-#include <unordered_set>
+#include <vector>
+
+#include <boost/intrusive/list.hpp>
 
 #include "gateway/access_log.hpp"
 #include "gateway/metrics.hpp"
@@ -45,10 +47,24 @@ class Worker {
   void stop();                                                 // thread-safe
   void join();
   // Sessions waiting for a next request register their socket, so that a drain can
-  // end them at once (on the worker's thread only).
-  void add_idle(boost::asio::ip::tcp::socket* socket) { idle_.insert(socket); }
-  void remove_idle(boost::asio::ip::tcp::socket* socket) { idle_.erase(socket); }
+  // end them at once (on the worker's thread only). The entry lives in the session and
+  // leaves the list when it is destroyed: no allocation per request.
+  struct IdleEntry : boost::intrusive::list_base_hook<
+                         boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+    boost::asio::ip::tcp::socket* socket = nullptr;
+  };
+  void add_idle(IdleEntry& entry) { idle_.push_back(entry); }
+  static void remove_idle(IdleEntry& entry) {
+    if (entry.is_linked()) entry.unlink();
+  }
   void close_idle();  // thread-safe
+
+  // Buffers of kRelayChunk bytes that a body relay borrows for its duration and gives
+  // back (on the worker's thread only): bodies are copied through one, and keeping
+  // them off the coroutine frames keeps those small enough for Asio to recycle.
+  static constexpr std::size_t kRelayChunk = 16 * 1024;
+  std::unique_ptr<char[]> take_relay_chunk();
+  void give_relay_chunk(std::unique_ptr<char[]> chunk);
 
  private:
   boost::asio::awaitable<void> accept_loop();
@@ -64,7 +80,8 @@ class Worker {
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::mt19937_64 random_;
   std::unique_ptr<AccessLogBuffer> access_log_;
-  std::unordered_set<boost::asio::ip::tcp::socket*> idle_;
+  boost::intrusive::list<IdleEntry, boost::intrusive::constant_time_size<false>> idle_;
+  std::vector<std::unique_ptr<char[]>> spare_chunks_;
   std::thread thread_;
 };
 
