@@ -240,6 +240,26 @@ TEST_CASE("proxy: adds forwarding headers and keeps the others") {
   CHECK(seen_again.value("x-forwarded-for", "") == "127.0.0.1");
 }
 
+TEST_CASE("proxy: joins repeated X-Forwarded-For fields and says keep-alive to HTTP/1.0 clients") {
+  DemoUpstream upstream;
+  GatewayProcess gateway(simple_config(upstream.url()));
+  INFO(gateway.process().output());
+  HttpConnection connection(gateway.port());
+  connection.send_raw(
+      "GET /headers HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n"
+      "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For: 198.51.100.2, 192.0.2.1\r\n\r\n");
+  const HttpResponse first = connection.read_response();
+  REQUIRE(first.status == 200);
+  CHECK(json::parse(first.body).value("x-forwarded-for", "") ==
+        "203.0.113.7, 198.51.100.2, 192.0.2.1, 127.0.0.1");
+  // HTTP/1.0 keeps a connection only when told so.
+  CHECK(first.header("Connection") == "keep-alive");
+  connection.send_raw("GET /status/204 HTTP/1.0\r\nHost: a\r\n\r\n");
+  const HttpResponse second = connection.read_response();
+  CHECK(second.status == 204);
+  CHECK(second.header("Connection") == "close");
+}
+
 TEST_CASE("proxy: strips hop-by-hop request headers") {
   DemoUpstream upstream;
   GatewayProcess gateway(simple_config(upstream.url()));
