@@ -72,7 +72,9 @@ class Worker {
   static boost::asio::awaitable<void> reject_over_capacity(boost::asio::ip::tcp::socket socket);
 
   Server& server_;
-  boost::asio::io_context io_{1};
+  // Only this worker's thread touches its sockets and timers (other threads post), so
+  // the reactor's per-descriptor locking is off; posting from other threads stays safe.
+  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::shared_ptr<const Snapshot> snapshot_;
   std::unique_ptr<limiter::FallbackBackend> limiter_;
   WorkerStats stats_;  // before pool_, which counts into it
