@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "gateway/head_scanner.hpp"
 #include "gateway/rate_limit_response.hpp"
 #include "gateway/router.hpp"
 #include "gateway/server.hpp"
@@ -38,6 +39,25 @@ bool is_parse_error(const error_code& ec) {
   return ec.category() == http::make_error_code(http::error::bad_target).category() &&
          ec != http::error::end_of_stream && ec != http::error::partial_message &&
          ec != http::error::need_buffer;
+}
+
+// Whether the request's body length is unambiguous (RFC 9112 6.1, 6.3): at most one
+// Content-Length holding one number, and a Transfer-Encoding only on HTTP/1.1 and only
+// "chunked". Beast rejects Content-Length with Transfer-Encoding and differing lengths
+// itself, but accepts repeated equal lengths, other codings and a "chunked" that is not
+// the final coding (then reading no body), which an upstream may frame differently.
+bool has_unambiguous_framing(const http::request<http::buffer_body>& req) {
+  std::size_t lengths = 0;
+  for (auto [it, end] = req.equal_range(http::field::content_length); it != end; ++it) {
+    if (++lengths > 1 || it->value().find(',') != std::string_view::npos) return false;
+  }
+  std::size_t codings = 0;
+  for (auto [it, end] = req.equal_range(http::field::transfer_encoding); it != end; ++it) {
+    if (++codings > 1 || req.version() != 11 || !beast::iequals(it->value(), "chunked")) {
+      return false;
+    }
+  }
+  return true;
 }
 
 class FieldsSource final : public HeaderSource {
@@ -153,6 +173,10 @@ class Session {
   net::awaitable<bool> handle_request();
   net::awaitable<bool> process(RequestParser& parser);
   net::awaitable<bool> wait_for_request();
+  net::awaitable<std::optional<HeadScanner::Verdict>> buffer_head(HeadScanner& scanner,
+                                                                  std::size_t limit);
+  net::awaitable<void> reject_head(HeadScanner::Verdict verdict, const HeadScanner& scanner,
+                                   std::size_t limit);
   net::awaitable<limiter::Decision> check_limits(const config::Route& route, const RequestView& view);
   void count_decisions(const config::Route& route, const limiter::Decision& decision);
   void finish_request(const RequestParser& parser);
@@ -218,6 +242,41 @@ net::awaitable<bool> Session::wait_for_request() {
   co_return true;
 }
 
+// Reads into buffer_ (under the deadline already set) until the whole request head is
+// there, the scanner objects to it, or it outgrows `limit` (need_more: Beast's parser
+// then reports header_limit). Returns nullopt when the read failed: nobody to answer.
+net::awaitable<std::optional<HeadScanner::Verdict>> Session::buffer_head(HeadScanner& scanner,
+                                                                         std::size_t limit) {
+  for (;;) {
+    const auto data = buffer_.cdata();
+    const auto verdict =
+        scanner.scan(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    if (verdict != HeadScanner::Verdict::need_more || buffer_.size() >= limit) co_return verdict;
+    auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)),
+                                                    use_tuple);
+    if (ec) co_return std::nullopt;
+    buffer_.commit(n);
+  }
+}
+
+// Answers a request head that is not parsed further: malformed (400), too many fields
+// or bytes (431), a request line over the limit by itself (414). The connection closes.
+net::awaitable<void> Session::reject_head(HeadScanner::Verdict verdict, const HeadScanner& scanner,
+                                          std::size_t limit) {
+  if (verdict == HeadScanner::Verdict::malformed) {
+    co_await send(http::status::bad_request, error_body("Malformed request", "BAD_REQUEST"), {}, false);
+  } else if (verdict == HeadScanner::Verdict::too_many_fields) {
+    co_await send(http::status::request_header_fields_too_large,
+                  error_body("Too many request header fields", "TOO_MANY_HEADERS"), {}, false);
+  } else if (scanner.request_line_bytes() == 0 || scanner.request_line_bytes() > limit) {
+    co_await send(http::status::uri_too_long, error_body("Request line too long", "URI_TOO_LONG"),
+                  {}, false);
+  } else {
+    co_await send(http::status::request_header_fields_too_large,
+                  error_body("Request header fields too large", "HEADERS_TOO_LARGE"), {}, false);
+  }
+}
+
 net::awaitable<bool> Session::handle_request() {
   if (!co_await wait_for_request()) co_return false;
   snapshot_ = worker_.snapshot();  // one config for the whole request
@@ -232,13 +291,20 @@ net::awaitable<bool> Session::handle_request() {
 
 net::awaitable<bool> Session::process(RequestParser& parser) {
   const config::Config& cfg = *snapshot_->config;
-  parser.header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg.http.max_header_bytes, UINT32_MAX)));
+  const auto header_limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg.http.max_header_bytes, UINT32_MAX));
+  parser.header_limit(header_limit);
   parser.body_limit(cfg.http.max_body_bytes);
   client_.expires_after(cfg.http.header_timeout);
+  HeadScanner scanner(cfg.http.max_headers);
+  const auto head = co_await buffer_head(scanner, header_limit);
+  if (!head) co_return false;  // closed, timed out or reset: nobody to answer
+  if (*head == HeadScanner::Verdict::malformed || *head == HeadScanner::Verdict::too_many_fields) {
+    co_await reject_head(*head, scanner, header_limit);
+    co_return false;
+  }
   auto [ec, n] = co_await http::async_read_header(client_, buffer_, parser, use_tuple);
   if (ec == http::error::header_limit) {
-    co_await send(http::status::request_header_fields_too_large,
-                  error_body("Request header fields too large", "HEADERS_TOO_LARGE"), {}, false);
+    co_await reject_head(*head, scanner, header_limit);
     co_return false;
   }
   if (ec == http::error::body_limit) {
@@ -251,6 +317,11 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
     co_return false;
   }
   if (ec) co_return false;  // closed, timed out or reset: nobody to answer
+  if (!has_unambiguous_framing(parser.get())) {
+    co_await send(http::status::bad_request, error_body("Ambiguous message framing", "BAD_REQUEST"),
+                  {}, false);
+    co_return false;
+  }
 
   auto& req = parser.get();
   const bool keep_alive = req.keep_alive() && !worker_.server().draining();
