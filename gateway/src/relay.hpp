@@ -43,6 +43,12 @@ boost::asio::awaitable<RelayResult> relay(
       auto [rec, rn] = co_await http::async_read(in, in_buffer, parser, use_tuple);
       if (rec == http::error::need_buffer) rec = {};
       message.body().size = chunk.size() - message.body().size;
+      if (rec && isRequest && !serializer.is_header_done() &&
+          rec.category() == http::make_error_code(http::error::bad_chunk).category()) {
+        // A request body that failed to parse (malformed, too large, cut short)
+        // before any of it went out: the upstream never sees the request.
+        co_return RelayResult{rec, RelaySide::in, 0};
+      }
       if (rec) {
         // Hand on what did arrive (the head at least): the peer then sees a cut
         // message, not none at all.

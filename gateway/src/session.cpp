@@ -503,6 +503,7 @@ net::awaitable<bool> Session::drain_body(RequestParser& parser) {
   while (!parser.is_done()) {
     parser.get().body().data = sink.data();
     parser.get().body().size = sink.size();
+    client_.expires_after(snapshot_->config->http.body_timeout);
     auto [ec, n] = co_await http::async_read(client_, buffer_, parser, use_tuple);
     record_.bytes_in += sink.size() - parser.get().body().size;
     if (ec && ec != http::error::need_buffer) co_return false;
@@ -597,7 +598,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
                                               keep_alive, head);
     }
     auto& upstream = *lease.stream;
-    const auto sent = co_await detail::relay(client_, buffer_, parser, cfg.http.idle_timeout,
+    const auto sent = co_await detail::relay(client_, buffer_, parser, cfg.http.body_timeout,
                                              upstream, up.timeout);
     record_.bytes_in = sent.body_bytes;
     if (sent.error) {
@@ -668,8 +669,11 @@ net::awaitable<bool> Session::forward_concurrently(RequestParser& parser, Upstre
   if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
     co_await send(http::status::payload_too_large,
                   error_body("Request body too large", "BODY_TOO_LARGE"), {}, false);
+  } else if (sent.side == detail::RelaySide::in && is_parse_error(sent.error)) {
+    co_await send(http::status::bad_request, error_body("Malformed request body", "BAD_REQUEST"), {},
+                  false);
   } else if (sent.side == detail::RelaySide::in) {
-    // The client went away or stalled mid-body: nobody to answer.
+    // The client went away or stalled mid-body (body_timeout closed it): nobody to answer.
   } else if (exchange.header_timed_out) {
     worker_.stats().count_upstream_error(UpstreamError::timeout);
     co_await send(http::status::gateway_timeout,
@@ -691,7 +695,7 @@ net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
                                                           const config::Upstream& up,
                                                           ConcurrentExchange& exchange) {
   const auto sent = co_await detail::relay(client_, buffer_, parser,
-                                           snapshot_->config->http.idle_timeout, upstream, up.timeout);
+                                           snapshot_->config->http.body_timeout, upstream, up.timeout);
   record_.bytes_in = sent.body_bytes;
   if (sent.error) {
     upstream.cancel();  // ends a response that can no longer be complete
