@@ -26,7 +26,10 @@ void read_server(ObjectReader& top, Config& out) {
   auto& h = out.http;
   h.header_timeout = http.duration("header_timeout", h.header_timeout);
   h.idle_timeout = http.duration("idle_timeout", h.idle_timeout);
+  h.body_timeout = http.duration("body_timeout", h.body_timeout);
   h.max_header_bytes = http.size("max_header_bytes", h.max_header_bytes);
+  h.max_headers = static_cast<std::uint64_t>(
+      http.integer("max_headers", static_cast<std::int64_t>(h.max_headers), 1, 10'000));
   h.max_body_bytes = http.size("max_body_bytes", h.max_body_bytes);
   h.max_connections = static_cast<std::uint64_t>(
       http.integer("max_connections", static_cast<std::int64_t>(h.max_connections), 1, 10'000'000));

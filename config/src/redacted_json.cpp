@@ -60,7 +60,9 @@ json server_json(const Config& config, json out) {
   out["shutdown_grace"] = format_duration(config.shutdown_grace);
   out["http"] = {{"header_timeout", format_duration(config.http.header_timeout)},
                  {"idle_timeout", format_duration(config.http.idle_timeout)},
+                 {"body_timeout", format_duration(config.http.body_timeout)},
                  {"max_header_bytes", format_size(config.http.max_header_bytes)},
+                 {"max_headers", config.http.max_headers},
                  {"max_body_bytes", format_size(config.http.max_body_bytes)},
                  {"max_connections", config.http.max_connections}};
   out["access_log"] = access_log_text(config.access_log);

@@ -29,15 +29,16 @@ struct RelayResult {
 };
 
 // Feeds the bytes of `buffer` to `parser`, reading more from `in` when it needs them,
-// until the header is complete (`body_space` null) or, in the body, until some body
-// bytes arrived, the body buffer is full or the message ended (`body_space` points at
-// the parser's buffer_body size, which shrinks as bytes land). The caller sets the
-// deadline. Errors as Beast's http::async_read_some: end_of_stream for a connection
+// until the header is complete (`body_space` null) or, in the body, until the body
+// buffer is full, the message ended or, unless `fill`, some body bytes arrived
+// (`body_space` points at the parser's buffer_body size, which shrinks as bytes land).
+// The caller sets the deadline, which therefore covers the whole part. Errors as Beast's http::async_read_some: end_of_stream for a connection
 // closed before a message began, partial_message for one closed inside a message.
 template <bool isRequest>
 boost::asio::awaitable<boost::system::error_code> read_message_part(
     boost::beast::tcp_stream& in, boost::beast::flat_buffer& buffer,
-    boost::beast::http::basic_parser<isRequest>& parser, const std::size_t* body_space) {
+    boost::beast::http::basic_parser<isRequest>& parser, const std::size_t* body_space,
+    bool fill = false) {
   namespace http = boost::beast::http;
   constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   const std::size_t space_before = body_space != nullptr ? *body_space : 0;
@@ -51,7 +52,7 @@ boost::asio::awaitable<boost::system::error_code> read_message_part(
       if (parser.is_done()) co_return boost::system::error_code{};
       if (body_space == nullptr) {
         if (parser.is_header_done()) co_return boost::system::error_code{};
-      } else if (*body_space < space_before) {
+      } else if (!fill && *body_space < space_before) {
         co_return boost::system::error_code{};
       }
       if (!ec && used > 0 && buffer.size() > 0) continue;  // a structured element ended
@@ -115,9 +116,18 @@ boost::asio::awaitable<RelayResult> relay(
     if (!parser.is_done()) {
       body.data = chunk.data();
       body.size = chunk.size();
+      // A request body comes in whole pieces under one deadline, so that a client
+      // trickling bytes is cut by it; a response is passed on as it arrives (streams).
       in.expires_after(in_timeout);
-      const auto rec = co_await read_message_part(in, in_buffer, parser, &body.size);
+      const auto rec = co_await read_message_part(in, in_buffer, parser, &body.size, isRequest);
       size = chunk.size() - body.size;
+      if (rec && isRequest && !head.empty() &&
+          rec.category() == boost::beast::http::make_error_code(
+                                boost::beast::http::error::bad_chunk).category()) {
+        // A request body that failed to parse (malformed, too large, cut short)
+        // before any of it went out: the upstream never sees the request.
+        co_return RelayResult{rec, RelaySide::in, 0};
+      }
       if (rec) {
         // Hand on what did arrive (the head at least): the peer then sees a cut
         // message, not none at all.

@@ -13,6 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "gateway/head_scanner.hpp"
 #include "gateway/rate_limit_response.hpp"
 #include "gateway/router.hpp"
 #include "gateway/server.hpp"
@@ -45,6 +46,25 @@ bool is_parse_error(const error_code& ec) {
 }
 
 using Request = http::request<http::buffer_body, detail::Fields>;
+
+// Whether the request's body length is unambiguous (RFC 9112 6.1, 6.3): at most one
+// Content-Length holding one number, and a Transfer-Encoding only on HTTP/1.1 and only
+// "chunked". Beast rejects Content-Length with Transfer-Encoding and differing lengths
+// itself, but accepts repeated equal lengths, other codings and a "chunked" that is not
+// the final coding (then reading no body), which an upstream may frame differently.
+bool has_unambiguous_framing(const Request& req) {
+  std::size_t lengths = 0;
+  for (auto [it, end] = req.equal_range(http::field::content_length); it != end; ++it) {
+    if (++lengths > 1 || it->value().find(',') != std::string_view::npos) return false;
+  }
+  std::size_t codings = 0;
+  for (auto [it, end] = req.equal_range(http::field::transfer_encoding); it != end; ++it) {
+    if (++codings > 1 || req.version() != 11 || !beast::iequals(it->value(), "chunked")) {
+      return false;
+    }
+  }
+  return true;
+}
 
 // The fields of the request being handled, for the identifier extractor.
 class FieldsSource final : public HeaderSource {
@@ -89,6 +109,7 @@ struct ConcurrentExchange {
   net::steady_timer header_deadline;  // runs once the request is sent, until a response head
   bool header_settled = false;        // a response head arrived, or reading it failed
   bool header_timed_out = false;
+  bool request_failed = false;  // the request half gave up (maybe before the other started)
   error_code header_error;
   bool response_started = false;  // the client has seen (part of) a response
   bool response_ok = false;       // ...and all of it
@@ -165,7 +186,9 @@ class Session {
   void write_request_head(const RequestParser& parser, const config::Upstream& up);
   net::awaitable<bool> send_continue();
   net::awaitable<void> send_error(http::status status, std::string_view message, std::string_view code);
-  net::awaitable<bool> reject_head(error_code ec);
+  net::awaitable<bool> reject_head(error_code ec, std::size_t limit);
+  net::awaitable<bool> buffer_head(std::size_t limit);
+  net::awaitable<void> reject_scanned_head(HeadScanner::Verdict verdict, std::size_t limit);
   RequestView view_of(const Request& req) const;
   const config::Route* route_request(const Request& req);
   net::awaitable<bool> answer_unrouted(RequestParser& parser);
@@ -208,6 +231,8 @@ class Session {
   RequestRecord record_;
   // Per request, their capacity kept across requests: no allocation once a connection
   // has seen its longest heads.
+  HeadScanner head_scanner_{0};    // checks the raw head before Beast parses it
+  HeadScanner::Verdict head_verdict_ = HeadScanner::Verdict::need_more;
   std::string host_;               // Host without port, lowercase
   FieldsSource fields_source_;
   bool keep_alive_ = false;        // the client's connection may carry another request
@@ -271,12 +296,25 @@ net::awaitable<bool> Session::handle_request() {
 // is larger per request costs a malloc and, by evicting a cached frame, another.
 net::awaitable<bool> Session::process(RequestParser& parser) {
   const config::Config& cfg = *snapshot_->config;
-  parser.header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg.http.max_header_bytes, UINT32_MAX)));
+  const auto header_limit =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg.http.max_header_bytes, UINT32_MAX));
+  parser.header_limit(header_limit);
   parser.body_limit(cfg.http.max_body_bytes);
   client_http10_ = false;
   client_.expires_after(cfg.http.header_timeout);
+  head_scanner_ = HeadScanner(cfg.http.max_headers);
+  if (!co_await buffer_head(header_limit)) co_return false;  // nobody to answer
+  if (head_verdict_ == HeadScanner::Verdict::malformed ||
+      head_verdict_ == HeadScanner::Verdict::too_many_fields) {
+    co_await reject_scanned_head(head_verdict_, header_limit);
+    co_return false;
+  }
   const error_code ec = co_await detail::read_message_part(client_, buffer_, parser, nullptr);
-  if (ec) co_return co_await reject_head(ec);
+  if (ec) co_return co_await reject_head(ec, header_limit);
+  if (!has_unambiguous_framing(parser.get())) {
+    co_await send_error(http::status::bad_request, "Ambiguous message framing", "BAD_REQUEST");
+    co_return false;
+  }
   const config::Route* route = route_request(parser.get());
   if (route == nullptr) co_return co_await answer_unrouted(parser);
   if (!check_limits_now(*route, parser.get())) co_await check_limits_async(*route);
@@ -285,12 +323,44 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
   co_return co_await forward(parser, *route, keep_alive_);
 }
 
-// Answers a request whose head could not be read, when there is someone to answer.
-// Returns false: the connection closes.
-net::awaitable<bool> Session::reject_head(error_code ec) {
-  if (ec == http::error::header_limit) {
+// Reads into buffer_ (under the deadline already set) until the whole request head is
+// there, the scanner objects to it, or it outgrows `limit` (need_more: Beast's parser
+// then reports header_limit). The verdict goes to head_verdict_. Returns false when the
+// read failed: nobody to answer.
+net::awaitable<bool> Session::buffer_head(std::size_t limit) {
+  for (;;) {
+    const auto data = buffer_.cdata();
+    head_verdict_ =
+        head_scanner_.scan(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    if (head_verdict_ != HeadScanner::Verdict::need_more || buffer_.size() >= limit) co_return true;
+    auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)),
+                                                    use_tuple);
+    if (ec) co_return false;
+    buffer_.commit(n);
+  }
+}
+
+// Answers a request head that is not parsed further: malformed (400), too many fields
+// or bytes (431), a request line over the limit by itself (414). The connection closes.
+net::awaitable<void> Session::reject_scanned_head(HeadScanner::Verdict verdict, std::size_t limit) {
+  if (verdict == HeadScanner::Verdict::malformed) {
+    co_await send_error(http::status::bad_request, "Malformed request", "BAD_REQUEST");
+  } else if (verdict == HeadScanner::Verdict::too_many_fields) {
+    co_await send_error(http::status::request_header_fields_too_large, "Too many request header fields",
+                        "TOO_MANY_HEADERS");
+  } else if (head_scanner_.request_line_bytes() == 0 || head_scanner_.request_line_bytes() > limit) {
+    co_await send_error(http::status::uri_too_long, "Request line too long", "URI_TOO_LONG");
+  } else {
     co_await send_error(http::status::request_header_fields_too_large, "Request header fields too large",
                         "HEADERS_TOO_LARGE");
+  }
+}
+
+// Answers a request whose head could not be read, when there is someone to answer.
+// Returns false: the connection closes.
+net::awaitable<bool> Session::reject_head(error_code ec, std::size_t limit) {
+  if (ec == http::error::header_limit) {
+    co_await reject_scanned_head(head_verdict_, limit);
   } else if (ec == http::error::body_limit) {
     co_await send_error(http::status::payload_too_large, "Request body too large", "BODY_TOO_LARGE");
   } else if (is_parse_error(ec)) {
@@ -504,6 +574,7 @@ net::awaitable<bool> Session::drain_body(RequestParser& parser) {
   while (!parser.is_done()) {
     parser.get().body().data = sink.data();
     parser.get().body().size = sink.size();
+    client_.expires_after(snapshot_->config->http.body_timeout);
     auto [ec, n] = co_await http::async_read(client_, buffer_, parser, use_tuple);
     record_.bytes_in += sink.size() - parser.get().body().size;
     if (ec && ec != http::error::need_buffer) co_return false;
@@ -653,7 +724,7 @@ ResponseParser& Session::new_response_parser(bool head) {
 net::awaitable<detail::RelayResult> Session::send_head(RequestParser& parser, UpstreamPool::Stream& upstream,
                                                        const config::Upstream& up) {
   const RelayChunk chunk(worker_);  // held for the write only, not while the upstream answers
-  co_return co_await detail::relay(client_, buffer_, parser, snapshot_->config->http.idle_timeout,
+  co_return co_await detail::relay(client_, buffer_, parser, snapshot_->config->http.body_timeout,
                                    upstream, up.timeout, request_head_, parser.chunked(), chunk.span());
 }
 
@@ -677,8 +748,10 @@ net::awaitable<bool> Session::forward_concurrently(RequestParser& parser, Upstre
   }
   if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
     co_await send_error(http::status::payload_too_large, "Request body too large", "BODY_TOO_LARGE");
+  } else if (sent.side == detail::RelaySide::in && is_parse_error(sent.error)) {
+    co_await send_error(http::status::bad_request, "Malformed request body", "BAD_REQUEST");
   } else if (sent.side == detail::RelaySide::in) {
-    // The client went away or stalled mid-body: nobody to answer.
+    // The client went away or stalled mid-body (body_timeout closed it): nobody to answer.
   } else if (exchange.header_timed_out) {
     worker_.stats().count_upstream_error(UpstreamError::timeout);
     co_await send_error(http::status::gateway_timeout, "Upstream timed out", "UPSTREAM_TIMEOUT");
@@ -698,12 +771,16 @@ net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
                                                           const config::Upstream& up,
                                                           ConcurrentExchange& exchange) {
   const RelayChunk chunk(worker_);
-  const auto sent = co_await detail::relay(client_, buffer_, parser, snapshot_->config->http.idle_timeout,
+  const auto sent = co_await detail::relay(client_, buffer_, parser, snapshot_->config->http.body_timeout,
                                            upstream, up.timeout, request_head_, parser.chunked(),
                                            chunk.span());
   record_.bytes_in = sent.body_bytes;
   if (sent.error) {
-    upstream.cancel();  // ends a response that can no longer be complete
+    // Ends a response that can no longer be complete. The request half may fail
+    // without suspending (a malformed body already buffered), before the response half
+    // has started its read: the flag tells it not to start.
+    exchange.request_failed = true;
+    upstream.cancel();
     co_return sent;
   }
   if (!exchange.header_settled) {
@@ -722,6 +799,11 @@ net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
 net::awaitable<void> Session::receive_response(UpstreamPool::Stream& upstream,
                                                const config::Upstream& up, bool keep_alive,
                                                bool head, ConcurrentExchange& exchange) {
+  if (exchange.request_failed) {
+    exchange.header_settled = true;
+    exchange.header_error = net::error::operation_aborted;
+    co_return;
+  }
   ResponseParser& response = new_response_parser(head);
   upstream.expires_never();  // applies to this read only while the request side writes
   const error_code ec = co_await detail::read_message_part(upstream, upstream_buffer_, response, nullptr);

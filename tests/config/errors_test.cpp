@@ -31,8 +31,9 @@ TEST_CASE("unknown keys are errors at every level, with a suggestion") {
   CHECK(errors_with("lmits: {}\n") ==
         Lines{"test.yaml:3: lmits: unknown key \"lmits\" (did you mean \"limits\"?)"});
   CHECK(errors_with("http: { idle: 1s }\n") ==
-        Lines{"test.yaml:3: http.idle: unknown key \"idle\" (expected one of: header_timeout, "
-              "idle_timeout, max_body_bytes, max_connections, max_header_bytes)"});
+        Lines{"test.yaml:3: http.idle: unknown key \"idle\" (expected one of: body_timeout, "
+              "header_timeout, idle_timeout, max_body_bytes, max_connections, max_header_bytes, "
+              "max_headers)"});
   CHECK(errors_with("limits:\n  auth: { requests: 1, window: 1m, key: ip, shadw: true }\n") ==
         Lines{"test.yaml:4: limits.auth.shadw: unknown key \"shadw\" (did you mean \"shadow\"?)"});
   CHECK(errors_with("routes:\n  - match: { path_prefix: /, method: [GET] }\n") ==
@@ -67,6 +68,13 @@ TEST_CASE("bad durations and sizes") {
   CHECK(errors_with("http:\n  idle_timeout: 1 minute\n") ==
         Lines{"test.yaml:4: http.idle_timeout: expected a duration such as 250ms, 30s, 1m, 1h "
               "or 1d, got \"1 minute\""});
+  CHECK(errors_with("http:\n  body_timeout: soon\n") ==
+        Lines{"test.yaml:4: http.body_timeout: expected a duration such as 250ms, 30s, 1m, 1h "
+              "or 1d, got \"soon\""});
+  CHECK(errors_with("http:\n  max_headers: 0\n") ==
+        Lines{"test.yaml:4: http.max_headers: expected an integer 1..10000, got the number 0"});
+  CHECK(errors_with("http:\n  max_headers: many\n") ==
+        Lines{"test.yaml:4: http.max_headers: expected an integer 1..10000, got \"many\""});
   CHECK(errors_with("http:\n  max_header_bytes: 16KB\n") ==
         Lines{"test.yaml:4: http.max_header_bytes: expected a size such as 512, 16KiB, 10MiB "
               "or 1GiB, got \"16KB\""});

@@ -29,6 +29,8 @@ TEST_CASE("a minimal file gets every documented default") {
   CHECK(c.http.max_header_bytes == 16 * 1024);
   CHECK(c.http.max_body_bytes == 100ull * 1024 * 1024);
   CHECK(c.http.max_connections == 10000);
+  CHECK(c.http.body_timeout == milliseconds(60'000));
+  CHECK(c.http.max_headers == 100);
   CHECK(c.access_log.mode == AccessLogMode::stdout_lines);
   CHECK(c.log_level == LogLevel::info);
   CHECK(c.redis.url.empty());

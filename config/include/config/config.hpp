@@ -23,7 +23,9 @@ using namespace std::chrono_literals;
 struct HttpSettings {
   milliseconds header_timeout = 10s;       // whole request head (slowloris)
   milliseconds idle_timeout = 60s;         // keep-alive with no request
-  std::uint64_t max_header_bytes = 16 * 1024;           // past it: 431
+  milliseconds body_timeout = 60s;         // each read of a request body (slow bodies)
+  std::uint64_t max_header_bytes = 16 * 1024;           // past it: 431 (414 in the request line)
+  std::uint64_t max_headers = 100;                      // header fields; past it: 431
   std::uint64_t max_body_bytes = 100ULL * 1024 * 1024;  // past it: 413
   std::uint64_t max_connections = 10000;                // past it: 503
   bool operator==(const HttpSettings&) const = default;
