@@ -33,6 +33,8 @@ using ResponseParser = http::response_parser<http::buffer_body>;
 constexpr std::size_t kRelayBuffer = 16 * 1024;
 constexpr std::uint64_t kMaxUpstreamHeader = 64 * 1024;
 constexpr std::uint64_t kDrainLimit = 64 * 1024;  // unread bodies up to this are skipped
+// How long a connection accepted during a drain may take to send its request.
+constexpr auto kFirstRequestWhileDraining = std::chrono::milliseconds(500);
 
 bool is_parse_error(const error_code& ec) {
   return ec.category() == http::make_error_code(http::error::bad_target).category() &&
@@ -153,6 +155,8 @@ class Session {
   net::awaitable<bool> handle_request();
   net::awaitable<bool> process(RequestParser& parser);
   net::awaitable<bool> wait_for_request();
+  net::awaitable<bool> wait_while_draining(bool first);
+  bool take_arrived_request();
   net::awaitable<limiter::Decision> check_limits(const config::Route& route, const RequestView& view);
   void count_decisions(const config::Route& route, const limiter::Decision& decision);
   void finish_request(const RequestParser& parser);
@@ -190,6 +194,7 @@ class Session {
   std::vector<std::size_t> descriptor_limits_;  // config limit index per descriptor
   std::string identifier_;
   RequestRecord record_;
+  bool started_any_ = false;  // a request has been awaited on this connection before
 };
 
 net::awaitable<void> Session::run() {
@@ -205,17 +210,47 @@ net::awaitable<void> Session::run() {
 }
 
 // Waits for the first byte of the next request within the idle timeout, so that the
-// header timeout measures only the time a request takes to arrive.
+// header timeout measures only the time a request takes to arrive. While draining, an
+// idle keep-alive connection closes at once, but a new one was opened to send a request:
+// it gets a moment to arrive.
 net::awaitable<bool> Session::wait_for_request() {
   if (buffer_.size() > 0) co_return true;
-  if (worker_.server().draining()) co_return false;
+  const bool first = !started_any_;
+  started_any_ = true;
+  if (worker_.server().draining()) co_return co_await wait_while_draining(first);
   client_.expires_after(worker_.snapshot()->config->http.idle_timeout);
   worker_.add_idle(&client_.socket());
   auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
   worker_.remove_idle(&client_.socket());
+  if (ec == net::error::operation_aborted && worker_.server().draining()) {
+    co_return co_await wait_while_draining(first);  // the drain cancelled the idle wait
+  }
   if (ec) co_return false;
   buffer_.commit(n);
   co_return true;
+}
+
+net::awaitable<bool> Session::wait_while_draining(bool first) {
+  if (take_arrived_request()) co_return true;
+  if (!first) co_return false;
+  client_.expires_after(kFirstRequestWhileDraining);
+  auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
+  if (ec) co_return false;
+  buffer_.commit(n);
+  co_return true;
+}
+
+// While draining: takes the bytes of a request that the client sent before the drain
+// reached this connection, so that it is answered (with Connection: close) instead of
+// being reset with it unread. False when nothing has arrived: the connection closes.
+bool Session::take_arrived_request() {
+  error_code ec;
+  const std::size_t available = client_.socket().available(ec);
+  if (ec || available == 0) return false;
+  const std::size_t n = client_.socket().read_some(buffer_.prepare(available), ec);
+  if (ec) return false;
+  buffer_.commit(n);
+  return true;
 }
 
 net::awaitable<bool> Session::handle_request() {
@@ -502,7 +537,9 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     }
   } timer{*this};
 
-  UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key);
+  // A request that cannot be retried never goes out on an idle connection unprobed.
+  const auto reuse = retryable ? UpstreamPool::Reuse::trusted : UpstreamPool::Reuse::probed;
+  UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key, reuse);
   for (int attempt = 0;; ++attempt) {
     if (lease.error) {
       const bool timed_out = lease.error == beast::error::timeout;
@@ -534,7 +571,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
         co_await send(http::status::payload_too_large,
                       error_body("Request body too large", "BODY_TOO_LARGE"), {}, false);
       } else if (sent.side == detail::RelaySide::out && lease.reused && retryable && attempt == 0) {
-        lease = co_await worker_.upstreams().acquire(up, pool_key, true);
+        lease = co_await worker_.upstreams().acquire(up, pool_key, UpstreamPool::Reuse::fresh);
         continue;  // a pooled connection the upstream had closed: once more, fresh
       } else if (sent.side == detail::RelaySide::out) {
         worker_.stats().count_upstream_error(UpstreamError::reset);
@@ -554,7 +591,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     if (rec) {
       if (lease.reused && retryable && attempt == 0 && rec != beast::error::timeout) {
         upstream_buffer_.clear();
-        lease = co_await worker_.upstreams().acquire(up, pool_key, true);
+        lease = co_await worker_.upstreams().acquire(up, pool_key, UpstreamPool::Reuse::fresh);
         continue;
       }
       const bool timed_out = rec == beast::error::timeout;

@@ -253,6 +253,34 @@ std::vector<LoadSample> LoadGenerator::samples() const {
   return all;
 }
 
+// One request on `fd` (connected first when -1); fills the sample's error, status and
+// reused flag, and `close` when the connection must not carry another request.
+void LoadGenerator::exchange(const LoadRequest& request, std::chrono::steady_clock::time_point deadline,
+                             int& fd, bool& used, std::string& in, LoadSample& sample,
+                             bool& close) const {
+  close = true;
+  sample.error = LoadError::none;
+  sample.status = 0;
+  if (fd < 0) {
+    fd = connect_to(options_.port, deadline);
+    used = false;
+    in.clear();
+  }
+  if (fd < 0) {
+    sample.error = LoadError::connect;
+    return;
+  }
+  sample.reused = used;
+  used = true;
+  int status = 0;
+  if (!send_all(fd, serialize(request), deadline)) {
+    sample.error = LoadError::send;
+    return;
+  }
+  sample.error = ResponseReader(fd, in, deadline).read(request.method == "HEAD", status, close);
+  if (sample.error == LoadError::none) sample.status = static_cast<std::int16_t>(status);
+}
+
 void LoadGenerator::client(std::size_t index) {
   auto& out = per_client_[index];
   out.reserve(4096);
@@ -277,24 +305,15 @@ void LoadGenerator::client(std::size_t index) {
     const auto begin = Clock::now();
     sample.start_us = std::chrono::duration_cast<std::chrono::microseconds>(begin - started_).count();
     const auto deadline = begin + options_.timeout;
-    if (fd < 0) {
-      fd = connect_to(options_.port, deadline);
-      used = false;
-      in.clear();
-    }
     bool close = true;
-    if (fd < 0) {
-      sample.error = LoadError::connect;
-    } else {
-      sample.reused = used;
-      used = true;
-      int status = 0;
-      if (!send_all(fd, serialize(request), deadline)) {
-        sample.error = LoadError::send;
-      } else {
-        sample.error = ResponseReader(fd, in, deadline).read(request.method == "HEAD", status, close);
-        if (sample.error == LoadError::none) sample.status = static_cast<std::int16_t>(status);
-      }
+    exchange(request, deadline, fd, used, in, sample, close);
+    const bool closed_idle = sample.error == LoadError::no_response || sample.error == LoadError::send;
+    if (options_.retry_closed_idle && closed_idle && sample.reused &&
+        (request.method == "GET" || request.method == "HEAD")) {
+      ::close(fd);
+      fd = -1;
+      sample.retried = true;
+      exchange(request, deadline, fd, used, in, sample, close);
     }
     sample.latency_us = static_cast<std::int32_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - begin).count());

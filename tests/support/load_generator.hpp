@@ -42,6 +42,7 @@ struct LoadSample {
   std::int16_t status = 0;  // 0 when there was no complete response
   LoadError error = LoadError::none;
   bool reused = false;  // sent on a connection that had carried a request before
+  bool retried = false; // sent again on a new connection (see LoadOptions)
   int tag = 0;
 };
 
@@ -52,6 +53,11 @@ struct LoadOptions {
   std::uint64_t max_requests = 0;            // over all connections; 0 = no bound
   double rate = 0;  // requests per second over all connections; 0 = as fast as possible
   std::chrono::milliseconds timeout{10'000};  // connect, and each whole request
+  // Like HTTP clients (RFC 9112 9.3.1): a GET or HEAD that a reused keep-alive connection
+  // closed on (before any response byte, or before it could be sent) is sent once more on
+  // a new connection. Off by
+  // default, so that a test sees every such close.
+  bool retry_closed_idle = false;
   // Called concurrently from the client threads with a global sequence number.
   std::function<LoadRequest(std::uint64_t seq)> plan = [](std::uint64_t) { return LoadRequest{}; };
 };
@@ -96,6 +102,8 @@ class LoadGenerator {
 
  private:
   void client(std::size_t index);
+  void exchange(const LoadRequest& request, std::chrono::steady_clock::time_point deadline, int& fd,
+                bool& used, std::string& in, LoadSample& sample, bool& close) const;
 
   LoadOptions options_;
   std::chrono::steady_clock::time_point started_;
