@@ -85,12 +85,10 @@ net::awaitable<void> Worker::accept_loop() {
       continue;
     }
     if (ec == net::error::operation_aborted || !acceptor_->is_open()) break;
-    {
-      // EMFILE and friends: back off a little instead of spinning.
-      spdlog::warn("accept failed: {}", ec.message());
-      net::steady_timer pause(io_, std::chrono::milliseconds(50));
-      co_await pause.async_wait(use_tuple);
-    }
+    // EMFILE and friends: back off a little instead of spinning.
+    spdlog::warn("accept failed: {}", ec.message());
+    net::steady_timer pause(io_, std::chrono::milliseconds(50));
+    co_await pause.async_wait(use_tuple);
   }
 }
 

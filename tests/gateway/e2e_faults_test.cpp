@@ -201,8 +201,7 @@ void redis_outage(const std::string& name, const std::function<void(RedisServer&
   const Exposition during = scrape(admin);
   plan.set_phase(-1);
   std::this_thread::sleep_for(200ms);  // requests of tenant t1 still in flight end in memory
-  heal(redis);
-  const auto healed = Clock::now();
+  heal(redis);  // returns once Redis answers PING on its port
   const auto back = time_until([&] { return metric(admin, kFallback) == 0; }, 10s);
   const std::int64_t back_us = load.now_us();
   plan.set_phase(2);  // tenant t2, in Redis again
@@ -229,7 +228,6 @@ void redis_outage(const std::string& name, const std::function<void(RedisServer&
   CHECK(std::chrono::microseconds(outage_max) < kRedisTimeout + kLatencySlack);
   REQUIRE(back);
   CHECK(*back < 5s);
-  CHECK(Clock::now() - healed > 0s);
   for (int tag : {1, 2, 3}) {
     const TagCount c = count_tag(samples, tag);
     INFO("tenant t" << tag - 1 << ": " << c.allowed << " allowed, " << c.limited << " limited");
