@@ -224,7 +224,10 @@ LoadGenerator::~LoadGenerator() { stop(); }
 
 void LoadGenerator::start() {
   started_ = Clock::now();
-  per_client_.assign(static_cast<std::size_t>(options_.connections), {});
+  const auto n = static_cast<std::size_t>(options_.connections);
+  per_client_.assign(n, {});
+  planned_ = std::make_unique<std::atomic<std::uint64_t>[]>(n);
+  done_ = std::make_unique<std::atomic<bool>[]>(n);
   for (std::size_t i = 0; i < per_client_.size(); ++i) {
     threads_.emplace_back([this, i] { client(i); });
   }
@@ -239,6 +242,20 @@ void LoadGenerator::wait() {
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
+}
+
+bool LoadGenerator::wait_for_next_round(std::chrono::milliseconds timeout) {
+  const std::size_t n = per_client_.size();
+  std::vector<std::uint64_t> seen(n);
+  for (std::size_t i = 0; i < n; ++i) seen[i] = planned_[i].load();
+  const auto deadline = Clock::now() + timeout;
+  for (std::size_t i = 0; i < n; ++i) {
+    while (planned_[i].load() == seen[i] && !done_[i].load()) {
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  return true;
 }
 
 std::int64_t LoadGenerator::now_us() const {
@@ -299,6 +316,7 @@ void LoadGenerator::client(std::size_t index) {
       }
       if (stop_ || due >= end) break;
     }
+    ++planned_[index];  // before planning: a plan made after wait_for_next_round() began
     const LoadRequest request = options_.plan(seq);
     LoadSample sample;
     sample.tag = request.tag;
@@ -326,6 +344,7 @@ void LoadGenerator::client(std::size_t index) {
     if (sample.error == LoadError::connect) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (fd >= 0) ::close(fd);
+  done_[index] = true;
 }
 
 }  // namespace phlow::test

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,6 +95,10 @@ class LoadGenerator {
   // Blocks until the duration or the request bound is reached.
   void wait();
   std::uint64_t requests_started() const { return sequence_.load(); }
+  // Returns once every client has finished the request it had when this was called
+  // (it has planned a new one since, or stopped): no request planned before is in
+  // flight any more. Gives up after `timeout`; returns whether it did not.
+  bool wait_for_next_round(std::chrono::milliseconds timeout);
   // Microseconds since start(), on the clock of LoadSample::start_us.
   std::int64_t now_us() const;
 
@@ -110,6 +115,9 @@ class LoadGenerator {
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> sequence_{0};
   std::vector<std::vector<LoadSample>> per_client_;
+  // Per client: requests planned, and whether it has stopped (wait_for_next_round).
+  std::unique_ptr<std::atomic<std::uint64_t>[]> planned_;
+  std::unique_ptr<std::atomic<bool>[]> done_;
   std::vector<std::thread> threads_;
 };
 
