@@ -232,16 +232,29 @@ void redis_outage(const std::string& name, const std::function<void(RedisServer&
   CHECK(std::chrono::microseconds(outage_max) < kRedisTimeout + kLatencySlack);
   REQUIRE(back);
   CHECK(*back < 5s);
+  // A check that misses its deadline (a starved worker on a busy machine) is a fallback
+  // of its own. Memory and Redis each hold a tenant to its quota within the window, so
+  // after such flips it may get up to twice its quota, and no count is exact.
+  const int flips = static_cast<int>(
+      metric(admin, "phlow_gateway_redis_fallback_transitions_total{to=\"fallback\"}")) - 1;
+  if (flips > 0) WARN("unplanned fallbacks to memory (missed Redis deadlines): " << flips);
   for (int tag : {1, 2, 3}) {
     const TagCount c = count_tag(samples, tag);
     INFO("tenant t" << tag - 1 << ": " << c.allowed << " allowed, " << c.limited << " limited");
-    CHECK(c.allowed == kTinyQuota);
+    if (flips == 0) {
+      CHECK(c.allowed == kTinyQuota);
+    } else {
+      CHECK(c.allowed >= kTinyQuota);
+      CHECK(c.allowed <= 2 * kTinyQuota);
+    }
     CHECK(c.limited > 0);
     CHECK(c.other == 0);
   }
-  // Back on Redis means decided in Redis: the tenant of the last phase is stored there.
-  CHECK(redis.command({"ZCARD", "phlow:ratelimit:tiny:t2"}) == std::to_string(kTinyQuota));
-  CHECK(redis.command({"EXISTS", "phlow:ratelimit:tiny:t1"}) == "0");
+  if (flips == 0) {
+    // Back on Redis means decided in Redis: the tenant of the last phase is stored there.
+    CHECK(redis.command({"ZCARD", "phlow:ratelimit:tiny:t2"}) == std::to_string(kTinyQuota));
+    CHECK(redis.command({"EXISTS", "phlow:ratelimit:tiny:t1"}) == "0");
+  }
 }
 
 // Requests through `gateway` with the load generator while `during` runs, for `tenant`
@@ -270,9 +283,12 @@ std::pair<LoadSummary, TagCount> load_while(std::uint16_t port, const std::strin
 
 void check_served_and_limited(const std::string& name, std::uint16_t port, std::uint16_t admin,
                               const std::string& tenant) {
+  const std::string to_fallback = "phlow_gateway_redis_fallback_transitions_total{to=\"fallback\"}";
   const double errors_before = metric(admin, kServerErrors);
+  const double flips_before = metric(admin, to_fallback);
   const auto [total, tiny] = load_while(port, tenant, 1500ms);
   const double errors = metric(admin, kServerErrors) - errors_before;
+  const int flips = static_cast<int>(metric(admin, to_fallback) - flips_before);
   print_figure(name + ": sent " + std::to_string(total.sent) + ", 5xx " +
                std::to_string(total.server_errors) + ", dropped " + std::to_string(total.dropped) +
                ", Redis errors counted " + std::to_string(static_cast<long>(errors)) +
@@ -283,7 +299,11 @@ void check_served_and_limited(const std::string& name, std::uint16_t port, std::
   CHECK(total.dropped == 0);
   CHECK(total.count(200) + total.count(429) == total.sent);
   CHECK(errors > 0);
-  CHECK(tiny.allowed == kTinyQuota);
+  // Error replies are decided in memory. A script that gets past -OOM decides in Redis,
+  // so a missed deadline in between (see redis_outage) may add a second quota.
+  if (flips > 0) WARN("unplanned fallbacks to memory (missed Redis deadlines): " << flips);
+  CHECK(tiny.allowed >= kTinyQuota);
+  CHECK(tiny.allowed <= (flips == 0 ? kTinyQuota : 2 * kTinyQuota));
   CHECK(tiny.other == 0);
   CHECK(std::chrono::microseconds(total.max_latency_us) < kRedisTimeout + kLatencySlack);
 }
