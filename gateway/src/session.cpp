@@ -38,6 +38,8 @@ using ResponseParser = http::response_parser<http::buffer_body, FieldsAllocator>
 constexpr std::size_t kRelayBuffer = 16 * 1024;
 constexpr std::uint64_t kMaxUpstreamHeader = 64 * 1024;
 constexpr std::uint64_t kDrainLimit = 64 * 1024;  // unread bodies up to this are skipped
+// How long a connection accepted during a drain may take to send its request.
+constexpr auto kFirstRequestWhileDraining = std::chrono::milliseconds(500);
 
 bool is_parse_error(const error_code& ec) {
   return ec.category() == http::make_error_code(http::error::bad_target).category() &&
@@ -181,6 +183,8 @@ class Session {
   net::awaitable<bool> handle_request();
   net::awaitable<bool> process(RequestParser& parser);
   net::awaitable<bool> wait_for_request();
+  net::awaitable<bool> wait_while_draining(bool first);
+  bool take_arrived_request();
   bool check_limits_now(const config::Route& route, const Request& req);
   ResponseParser& new_response_parser(bool head);
   void write_request_head(const RequestParser& parser, const config::Upstream& up);
@@ -229,6 +233,7 @@ class Session {
   std::chrono::steady_clock::time_point limiter_started_;
   limiter::Decision decision_;
   RequestRecord record_;
+  bool started_any_ = false;  // a request has been awaited on this connection before
   // Per request, their capacity kept across requests: no allocation once a connection
   // has seen its longest heads.
   HeadScanner head_scanner_{0};    // checks the raw head before Beast parses it
@@ -264,17 +269,47 @@ net::awaitable<void> Session::run() {
 }
 
 // Waits for the first byte of the next request within the idle timeout, so that the
-// header timeout measures only the time a request takes to arrive.
+// header timeout measures only the time a request takes to arrive. While draining, an
+// idle keep-alive connection closes at once, but a new one was opened to send a request:
+// it gets a moment to arrive.
 net::awaitable<bool> Session::wait_for_request() {
   if (buffer_.size() > 0) co_return true;
-  if (worker_.server().draining()) co_return false;
+  const bool first = !started_any_;
+  started_any_ = true;
+  if (worker_.server().draining()) co_return co_await wait_while_draining(first);
   client_.expires_after(worker_.snapshot()->config->http.idle_timeout);
   worker_.add_idle(idle_entry_);
   auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
   Worker::remove_idle(idle_entry_);
+  if (ec == net::error::operation_aborted && worker_.server().draining()) {
+    co_return co_await wait_while_draining(first);  // the drain cancelled the idle wait
+  }
   if (ec) co_return false;
   buffer_.commit(n);
   co_return true;
+}
+
+net::awaitable<bool> Session::wait_while_draining(bool first) {
+  if (take_arrived_request()) co_return true;
+  if (!first) co_return false;
+  client_.expires_after(kFirstRequestWhileDraining);
+  auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
+  if (ec) co_return false;
+  buffer_.commit(n);
+  co_return true;
+}
+
+// While draining: takes the bytes of a request that the client sent before the drain
+// reached this connection, so that it is answered (with Connection: close) instead of
+// being reset with it unread. False when nothing has arrived: the connection closes.
+bool Session::take_arrived_request() {
+  error_code ec;
+  const std::size_t available = client_.socket().available(ec);
+  if (ec || available == 0) return false;
+  const std::size_t n = client_.socket().read_some(buffer_.prepare(available), ec);
+  if (ec) return false;
+  buffer_.commit(n);
+  return true;
 }
 
 net::awaitable<bool> Session::handle_request() {
@@ -619,7 +654,9 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     }
   } timer{*this};
 
-  UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key);
+  // A request that cannot be retried never goes out on an idle connection unprobed.
+  const auto reuse = retryable ? UpstreamPool::Reuse::trusted : UpstreamPool::Reuse::probed;
+  UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key, reuse);
   for (int attempt = 0;; ++attempt) {
     if (lease.error) {
       const bool timed_out = lease.error == beast::error::timeout;
@@ -648,7 +685,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
       if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
         co_await send_error(http::status::payload_too_large, "Request body too large", "BODY_TOO_LARGE");
       } else if (sent.side == detail::RelaySide::out && lease.reused && retryable && attempt == 0) {
-        lease = co_await worker_.upstreams().acquire(up, pool_key, true);
+        lease = co_await worker_.upstreams().acquire(up, pool_key, UpstreamPool::Reuse::fresh);
         continue;  // a pooled connection the upstream had closed: once more, fresh
       } else if (sent.side == detail::RelaySide::out) {
         worker_.stats().count_upstream_error(UpstreamError::reset);
@@ -664,7 +701,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     if (rec) {
       if (lease.reused && retryable && attempt == 0 && rec != beast::error::timeout) {
         upstream_buffer_.clear();
-        lease = co_await worker_.upstreams().acquire(up, pool_key, true);
+        lease = co_await worker_.upstreams().acquire(up, pool_key, UpstreamPool::Reuse::fresh);
         continue;
       }
       const bool timed_out = rec == beast::error::timeout;

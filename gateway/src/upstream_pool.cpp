@@ -28,23 +28,28 @@ bool still_open(UpstreamPool::Stream& stream) {
 }  // namespace
 
 net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(const config::Upstream& upstream,
-                                                          const std::string& key, bool fresh) {
+                                                          const std::string& key, Reuse reuse) {
   Lease lease;
-  if (!fresh) {
+  if (reuse != Reuse::fresh) {
     if (auto it = idle_.find(key); it != idle_.end()) {
       auto& list = it->second;
       while (!list.empty()) {
         Idle idle = std::move(list.back());
         list.pop_back();
         // Probing costs a system call per request: skip it for connections that were
-        // busy a moment ago (upstreams keep idle connections for seconds); a request
-        // that still meets a closed one is retried once when it is idempotent.
-        if (std::chrono::steady_clock::now() - idle.since < kTrustIdleFor ||
-            still_open(*idle.stream)) {
+        // busy a moment ago (upstreams keep idle connections for seconds) when the
+        // request is retried once should it meet a closed one.
+        const bool trusted = reuse == Reuse::trusted &&
+                             std::chrono::steady_clock::now() - idle.since < kTrustIdleFor;
+        if (trusted || still_open(*idle.stream)) {
           lease.stream = std::move(idle.stream);
           lease.reused = true;
           co_return lease;
         }
+        // One closed by its peer usually means the upstream restarted: the others are
+        // gone too. Dropping them now keeps no dead socket (and fd) in the pool, which
+        // takes from the top and would not reach the bottom of the list for long.
+        std::erase_if(list, [](Idle& other) { return !still_open(*other.stream); });
       }
     }
   }

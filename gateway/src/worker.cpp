@@ -80,26 +80,30 @@ net::awaitable<void> Worker::accept_loop() {
   constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
   while (acceptor_ && acceptor_->is_open()) {
     auto [ec, socket] = co_await acceptor_->async_accept(use_tuple);
+    if (!ec) {
+      serve(std::move(socket));  // even when the acceptor closed meanwhile: the client sees it open
+      continue;
+    }
     if (ec == net::error::operation_aborted || !acceptor_->is_open()) break;
-    if (ec) {
-      // EMFILE and friends: back off a little instead of spinning.
-      spdlog::warn("accept failed: {}", ec.message());
-      net::steady_timer pause(io_, std::chrono::milliseconds(50));
-      co_await pause.async_wait(use_tuple);
-      continue;
-    }
-    const auto max = snapshot_->config->http.max_connections;
-    if (!server_.try_open_connection(max)) {
-      net::co_spawn(io_, reject_over_capacity(std::move(socket)), net::detached);
-      continue;
-    }
-    net::co_spawn(io_, [this, s = std::move(socket)]() mutable -> net::awaitable<void> {
-      stats_.client_connections.fetch_add(1, std::memory_order_relaxed);
-      co_await serve_connection(*this, std::move(s));
-      stats_.client_connections.fetch_sub(1, std::memory_order_relaxed);
-      server_.close_connection();
-    }, net::detached);
+    // EMFILE and friends: back off a little instead of spinning.
+    spdlog::warn("accept failed: {}", ec.message());
+    net::steady_timer pause(io_, std::chrono::milliseconds(50));
+    co_await pause.async_wait(use_tuple);
   }
+}
+
+void Worker::serve(tcp::socket socket) {
+  const auto max = snapshot_->config->http.max_connections;
+  if (!server_.try_open_connection(max)) {
+    net::co_spawn(io_, reject_over_capacity(std::move(socket)), net::detached);
+    return;
+  }
+  net::co_spawn(io_, [this, s = std::move(socket)]() mutable -> net::awaitable<void> {
+    stats_.client_connections.fetch_add(1, std::memory_order_relaxed);
+    co_await serve_connection(*this, std::move(s));
+    stats_.client_connections.fetch_sub(1, std::memory_order_relaxed);
+    server_.close_connection();
+  }, net::detached);
 }
 
 net::awaitable<void> Worker::reject_over_capacity(tcp::socket socket) {
@@ -149,8 +153,17 @@ net::awaitable<void> Worker::flush_access_log() {
 
 void Worker::stop_accepting() {
   net::post(io_, [this] {
-    boost::system::error_code ignored;
-    if (acceptor_) acceptor_->close(ignored);
+    if (!acceptor_) return;
+    // A connection in the backlog is one the client sees as open, likely with its
+    // request sent: closing the listening socket would reset it. Serve those first.
+    boost::system::error_code ec;
+    acceptor_->non_blocking(true, ec);
+    while (!ec) {
+      tcp::socket socket(io_);
+      acceptor_->accept(socket, ec);
+      if (!ec) serve(std::move(socket));
+    }
+    acceptor_->close(ec);
   });
 }
 

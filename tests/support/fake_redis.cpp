@@ -30,6 +30,7 @@ FakeRedis::FakeRedis(std::string version, std::string eval_reply)
 FakeRedis::~FakeRedis() {
   stop_ = true;
   thread_.join();
+  for (auto& t : connections_) t.join();
   ::close(listen_fd_);
 }
 
@@ -38,11 +39,11 @@ void FakeRedis::serve() {
     pollfd p{listen_fd_, POLLIN, 0};
     if (::poll(&p, 1, 20) <= 0) continue;
     const int fd = ::accept(listen_fd_, nullptr, nullptr);
-    if (fd >= 0) serve_connection(fd);
+    if (fd >= 0) connections_.emplace_back([this, fd] { serve_connection(fd); });
   }
 }
 
-// One connection at a time: the client under test reconnects serially.
+// Each connection on its own thread: a gateway holds one per worker plus the admin's.
 void FakeRedis::serve_connection(int fd) {
   redisReader* reader = redisReaderCreate();
   char buffer[16384];

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace phlow::test {
 
@@ -34,6 +35,7 @@ class FakeRedis {
   std::atomic<bool> stop_{false};
   std::atomic<int> evals_{0};
   std::thread thread_;
+  std::vector<std::thread> connections_;  // touched by thread_ until it is joined
 };
 
 }  // namespace phlow::test

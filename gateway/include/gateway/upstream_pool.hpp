@@ -41,10 +41,16 @@ class UpstreamPool {
   UpstreamPool(boost::asio::any_io_executor executor, std::atomic<std::int64_t>* open_gauge)
       : executor_(std::move(executor)), open_gauge_(open_gauge) {}
 
-  // An idle connection to `upstream` when one is alive (unless `fresh`), else a new
+  // How an idle connection may be reused. `trusted` skips the liveness probe for one
+  // that was busy a moment ago (the caller retries the request if it had died);
+  // `probed` always probes (a request that must not be sent twice); `fresh` never
+  // reuses.
+  enum class Reuse { trusted, probed, fresh };
+
+  // An idle connection to `upstream` when one is alive (as `reuse` allows), else a new
   // one connected within upstream.connect_timeout.
   boost::asio::awaitable<Lease> acquire(const config::Upstream& upstream, const std::string& key,
-                                        bool fresh = false);
+                                        Reuse reuse = Reuse::trusted);
 
   // Returns a connection whose last response was read whole and allows keep-alive.
   void release(const config::Upstream& upstream, const std::string& key, StreamPtr stream);

@@ -42,6 +42,7 @@ class Worker {
 
   // Takes over a bound, listening acceptor and accepts on it until stop_accepting().
   void start(boost::asio::ip::tcp::acceptor acceptor);
+  // Serves the connections the kernel has already completed, then closes the acceptor.
   void stop_accepting();                                       // thread-safe
   void replace_snapshot(std::shared_ptr<const Snapshot> next);  // thread-safe
   void stop();                                                 // thread-safe
@@ -68,6 +69,7 @@ class Worker {
 
  private:
   boost::asio::awaitable<void> accept_loop();
+  void serve(boost::asio::ip::tcp::socket socket);  // a session, or a 503 past capacity
   boost::asio::awaitable<void> flush_access_log();
   static boost::asio::awaitable<void> reject_over_capacity(boost::asio::ip::tcp::socket socket);
 
