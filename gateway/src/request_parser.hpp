@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/parser.hpp>
 
 #include "config/config.hpp"
@@ -32,6 +33,25 @@ inline std::uint32_t configure_request_parser(RequestParser& parser, const confi
   parser.header_limit(header_limit);
   parser.body_limit(http.max_body_bytes);
   return header_limit;
+}
+
+// Whether the request's body length is unambiguous (RFC 9112 6.1, 6.3): at most one
+// Content-Length holding one number, and a Transfer-Encoding only on HTTP/1.1 and only
+// "chunked". Beast rejects Content-Length with Transfer-Encoding and differing lengths
+// itself, but accepts repeated equal lengths, other codings and a "chunked" that is not
+// the final coding (then reading no body), which an upstream may frame differently.
+inline bool has_unambiguous_framing(const boost::beast::http::request_header<detail::Fields>& req) {
+  std::size_t lengths = 0;
+  for (auto [it, end] = req.equal_range(boost::beast::http::field::content_length); it != end; ++it) {
+    if (++lengths > 1 || it->value().find(',') != std::string_view::npos) return false;
+  }
+  std::size_t codings = 0;
+  for (auto [it, end] = req.equal_range(boost::beast::http::field::transfer_encoding); it != end; ++it) {
+    if (++codings > 1 || req.version() != 11 || !boost::beast::iequals(it->value(), "chunked")) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // The fields of the request being handled, for the identifier extractor.

@@ -47,25 +47,6 @@ bool is_parse_error(const error_code& ec) {
 
 using Request = http::request<http::buffer_body, detail::Fields>;
 
-// Whether the request's body length is unambiguous (RFC 9112 6.1, 6.3): at most one
-// Content-Length holding one number, and a Transfer-Encoding only on HTTP/1.1 and only
-// "chunked". Beast rejects Content-Length with Transfer-Encoding and differing lengths
-// itself, but accepts repeated equal lengths, other codings and a "chunked" that is not
-// the final coding (then reading no body), which an upstream may frame differently.
-bool has_unambiguous_framing(const Request& req) {
-  std::size_t lengths = 0;
-  for (auto [it, end] = req.equal_range(http::field::content_length); it != end; ++it) {
-    if (++lengths > 1 || it->value().find(',') != std::string_view::npos) return false;
-  }
-  std::size_t codings = 0;
-  for (auto [it, end] = req.equal_range(http::field::transfer_encoding); it != end; ++it) {
-    if (++codings > 1 || req.version() != 11 || !beast::iequals(it->value(), "chunked")) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool is_idempotent(http::verb v) {
   return v == http::verb::get || v == http::verb::head || v == http::verb::options ||
          v == http::verb::put || v == http::verb::delete_ || v == http::verb::trace;
