@@ -1,11 +1,12 @@
 // The request path on raw bytes: Beast's request parser set up exactly as the session
-// sets it up (configure_request_parser), read the way async_read_header and the body
-// relay read it, then the router, the identifier extraction and the limiter keys of the
-// chosen route. Pipelined requests in one input are taken in turn while the previous
-// one ends cleanly with keep-alive, as the session does.
+// sets it up (configure_request_parser), fed the way detail::read_message_part feeds
+// it (head, then body into a relay buffer), the framing check, then the router, the
+// identifier extraction and the limiter keys of the chosen route. Pipelined requests
+// in one input are taken in turn while the previous one ends cleanly with keep-alive,
+// as the session does.
 // Checked: a request that is parsed has unambiguous framing (never Content-Length
-// beside Transfer-Encoding, repeated Content-Lengths all equal), the route matches it, and its
-// limiter keys hold no raw CR/LF/space/control bytes.
+// beside Transfer-Encoding, repeated Content-Lengths all equal), the route matches it,
+// and its limiter keys hold no raw CR/LF/space/control bytes.
 #include <array>
 #include <charconv>
 #include <cstddef>
@@ -67,7 +68,8 @@ const Config& config() {
 }
 
 // Puts the buffered bytes into the parser until `done` holds; at the end of the input
-// the connection closes (put_eof), as a socket read returning EOF would.
+// the connection closes, as in detail::read_message_part (gateway/src/relay.hpp):
+// end_of_stream before a message began, else put_eof.
 template <class Done>
 error_code feed(RequestParser& parser, beast::flat_buffer& buffer, Done done) {
   error_code ec;
@@ -78,6 +80,7 @@ error_code feed(RequestParser& parser, beast::flat_buffer& buffer, Done done) {
       parser.get().body().size = sink.size();
     }
     if (buffer.size() == 0) {
+      if (!parser.got_some()) return http::error::end_of_stream;
       parser.put_eof(ec);
       return ec;
     }
@@ -139,8 +142,10 @@ bool one_request(beast::flat_buffer& buffer, std::string_view peer) {
   }
   FUZZ_ASSERT(!parser.chunked() || has_te);
 
-  const std::string host = phlow::gateway::lowercase_host(req[http::field::host]);
-  const phlow::gateway::FieldsSource headers(req);
+  std::string host;
+  phlow::gateway::lowercase_host(req[http::field::host], host);
+  phlow::gateway::FieldsSource headers;
+  headers.reset(req);
   const phlow::gateway::RequestView view{req.method_string(), req.target(), host, peer, headers};
   if (const phlow::config::Route* route = phlow::gateway::match_route(cfg, view)) {
     FUZZ_ASSERT(view.path().starts_with(route->match.path_prefix));
