@@ -311,7 +311,7 @@ TEST_CASE("YAML floats are numbers, and not integers") {
 TEST_CASE("YAML strings and keys that are not UTF-8 are errors") {
   CHECK(errors_with("identifiers:\n  agent_id: { header: \"\xaf-Agent\" }\n") ==
         Lines{"test.yaml:4: identifiers.agent_id.header: not valid UTF-8"});
-  CHECK(errors_with("limits:\n  \"a\xc0\xaf\": { requests: 1, window: 1m, key: ip }\n") ==
-        Lines{"test.yaml:4: limits: keys must be valid UTF-8"});
+  CHECK(errors_with("http:\n  \"a\xc0\xaf\": 1\n") ==
+        Lines{"test.yaml:4: http: keys must be valid UTF-8"});
   CHECK(load_yaml(kMinimalYaml + "identifiers:\n  agent_id: { header: \"X-\xc3\xa9t\xc3\xa9\" }\n").ok());
 }
