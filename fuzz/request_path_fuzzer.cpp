@@ -5,7 +5,7 @@
 // in one input are taken in turn while the previous one ends cleanly with keep-alive,
 // as the session does.
 // Checked: a request that is parsed has unambiguous framing (never Content-Length
-// beside Transfer-Encoding, repeated Content-Lengths all equal), the route matches it,
+// beside Transfer-Encoding, every Content-Length value equal), the route matches it,
 // and its limiter keys hold no raw CR/LF/space/control bytes.
 #include <array>
 #include <charconv>
@@ -18,6 +18,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 
 #include "config/loader.hpp"
 #include "fuzz_assert.hpp"
@@ -131,14 +132,15 @@ bool one_request(beast::flat_buffer& buffer, std::string_view peer) {
   const bool has_te = req.find(http::field::transfer_encoding) != req.end();
   const auto lengths = req.count(http::field::content_length);
   FUZZ_ASSERT(!(has_te && lengths > 0));
-  // Beast accepts a repeated Content-Length only with the same value (RFC 9110 8.6),
-  // and the session forwards one Content-Length of its own (req.content_length()).
+  // Beast accepts repeated Content-Lengths, or a list in one field ("5, 5"), only when
+  // every value is the same (RFC 9110 8.6); the session forwards one of its own.
   for (auto [it, end] = req.equal_range(http::field::content_length); it != end; ++it) {
-    std::uint64_t value = 0;
-    const std::string_view text = it->value();
-    const auto [ptr, err] = std::from_chars(text.data(), text.data() + text.size(), value);
-    FUZZ_ASSERT(err == std::errc{} && ptr == text.data() + text.size());
-    FUZZ_ASSERT(parser.content_length() && *parser.content_length() == value);
+    for (auto token : http::token_list(it->value())) {
+      std::uint64_t value = 0;
+      const auto [ptr, err] = std::from_chars(token.data(), token.data() + token.size(), value);
+      FUZZ_ASSERT(err == std::errc{} && ptr == token.data() + token.size());
+      FUZZ_ASSERT(parser.content_length() && *parser.content_length() == value);
+    }
   }
   FUZZ_ASSERT(!parser.chunked() || has_te);
 
