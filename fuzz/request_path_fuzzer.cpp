@@ -1,9 +1,10 @@
 // The request path on raw bytes: Beast's request parser set up exactly as the session
 // sets it up (configure_request_parser), fed the way detail::read_message_part feeds
-// it (head, then body into a relay buffer), the framing check, then the router, the
-// identifier extraction and the limiter keys of the chosen route. Pipelined requests
-// in one input are taken in turn while the previous one ends cleanly with keep-alive,
-// as the session does.
+// it (head, then body into a relay buffer), after the HeadScanner and before the
+// framing check (has_unambiguous_framing), then the router, the identifier
+// extraction and the limiter keys of the chosen route. Pipelined requests in one input
+// are taken in turn while the previous one ends cleanly with keep-alive, as the
+// session does.
 // Checked: a request that is parsed has unambiguous framing (never Content-Length
 // beside Transfer-Encoding, every Content-Length value equal), the route matches it,
 // and its limiter keys hold no raw CR/LF/space/control bytes.
@@ -22,6 +23,7 @@
 
 #include "config/loader.hpp"
 #include "fuzz_assert.hpp"
+#include "gateway/head_scanner.hpp"
 #include "gateway/identifier_extractor.hpp"
 #include "gateway/router.hpp"
 #include "limiter/descriptor.hpp"
@@ -38,7 +40,7 @@ using phlow::gateway::RequestParser;
 // Small size limits so that short inputs reach 431 and 413 too. Routes by method,
 // host and prefix; every identifier kind; loopback and 10/8 trusted as proxies.
 constexpr std::string_view kConfig = R"(
-http: { max_header_bytes: 2KiB, max_body_bytes: 1KiB }
+http: { max_header_bytes: 2KiB, max_body_bytes: 1KiB, max_headers: 24 }
 upstreams:
   app: { url: "http://127.0.0.1:8000" }
 limits:
@@ -123,10 +125,17 @@ void check_keys(const Config& cfg, const phlow::config::Route& route,
 bool one_request(beast::flat_buffer& buffer, std::string_view peer) {
   const Config& cfg = config();
   RequestParser parser;
-  phlow::gateway::configure_request_parser(parser, cfg.http);
+  const auto header_limit = phlow::gateway::configure_request_parser(parser, cfg.http);
+  // Session::buffer_head: the raw head is scanned before Beast parses it.
+  phlow::gateway::HeadScanner scanner(cfg.http.max_headers);
+  const auto bytes = buffer.cdata();
+  const auto verdict = scanner.scan(std::string_view(static_cast<const char*>(bytes.data()), bytes.size()));
+  using Verdict = phlow::gateway::HeadScanner::Verdict;
+  if (verdict == Verdict::malformed || verdict == Verdict::too_many_fields) return false;  // 400, 431
+  if (verdict == Verdict::need_more && buffer.size() < header_limit) return false;  // EOF: closed
   error_code ec = feed(parser, buffer, [&] { return parser.is_header_done(); });
-  if (ec) return false;  // 431, 413, 400, or the connection closed
-  if (!phlow::gateway::framing_is_valid(parser)) return false;  // 400
+  if (ec) return false;  // 431, 414, 413, 400, or the connection closed
+  if (!phlow::gateway::has_unambiguous_framing(parser.get())) return false;  // 400
 
   auto& req = parser.get();
   const bool has_te = req.find(http::field::transfer_encoding) != req.end();
