@@ -15,6 +15,8 @@ packages=(
   libspdlog-dev libfmt-dev
   curl
   chromium                    # the status page is tested in a real headless browser
+  clang                       # scripts/fuzz.sh: libFuzzer needs clang (14 in Debian 12)
+  libclang-rt-14-dev          # ...and its runtime (fuzzer, ASan, UBSan), only recommended by clang-14
 )
 if [[ "${PHLOW_BENCH_DEPS:-0}" == 1 ]]; then
   packages+=(wrk nginx-light)

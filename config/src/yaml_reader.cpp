@@ -5,7 +5,9 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <string_view>
 
 #include "document.hpp"
 #include "path.hpp"
@@ -38,6 +40,41 @@ bool is_float(std::string_view text) {
   return i == text.size();
 }
 
+// RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF. JSON input is
+// checked by nlohmann's parser; YAML input is not checked by yaml-cpp.
+bool is_valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t extra = 0;
+    std::uint32_t code = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      extra = 1, code = c & 0x1FU;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      extra = 2, code = c & 0x0FU;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      extra = 3, code = c & 0x07U;
+    } else {
+      return false;
+    }
+    if (text.size() - i <= extra) return false;
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0U) != 0x80U) return false;
+      code = (code << 6) | (next & 0x3FU);
+    }
+    if ((extra == 2 && code < 0x800) || (extra == 3 && code < 0x10000) || code > 0x10FFFF ||
+        (code >= 0xD800 && code <= 0xDFFF)) {
+      return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
 Json typed_scalar(const YAML::Node& node) {
   const std::string& text = node.Scalar();
   if (node.Tag() != "?") return text;  // quoted ("!") or explicitly tagged
@@ -64,7 +101,14 @@ class YamlConverter {
 
   Json convert(const YAML::Node& node, const Path& path) {
     switch (node.Type()) {
-      case YAML::NodeType::Scalar: return typed_scalar(node);
+      case YAML::NodeType::Scalar:
+        // Every string of a config may end up in JSON (admin API, status, logs), and
+        // nlohmann's dump() throws on invalid UTF-8.
+        if (!is_valid_utf8(node.Scalar())) {
+          error(path, node.Mark(), "not valid UTF-8");
+          return nullptr;
+        }
+        return typed_scalar(node);
       case YAML::NodeType::Sequence: return sequence(node, path);
       case YAML::NodeType::Map: return map(node, path);
       default: return nullptr;
@@ -95,6 +139,10 @@ class YamlConverter {
         continue;
       }
       const std::string key = entry.first.Scalar();
+      if (!is_valid_utf8(key)) {
+        error(path, entry.first.Mark(), "keys must be valid UTF-8");
+        continue;
+      }
       const Path child = path.key(key);
       if (out.contains(key)) {
         error(child, entry.first.Mark(), "duplicate key \"" + key + "\"");

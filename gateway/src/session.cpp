@@ -21,6 +21,7 @@
 #include "limiter/descriptor.hpp"
 #include "http_head.hpp"
 #include "relay.hpp"
+#include "request_parser.hpp"
 
 namespace phlow::gateway {
 
@@ -33,7 +34,6 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 namespace {
 
 using FieldsAllocator = std::pmr::polymorphic_allocator<char>;
-using RequestParser = http::request_parser<http::buffer_body, FieldsAllocator>;
 using ResponseParser = http::response_parser<http::buffer_body, FieldsAllocator>;
 constexpr std::size_t kRelayBuffer = 16 * 1024;
 constexpr std::uint64_t kMaxUpstreamHeader = 64 * 1024;
@@ -49,49 +49,9 @@ bool is_parse_error(const error_code& ec) {
 
 using Request = http::request<http::buffer_body, detail::Fields>;
 
-// Whether the request's body length is unambiguous (RFC 9112 6.1, 6.3): at most one
-// Content-Length holding one number, and a Transfer-Encoding only on HTTP/1.1 and only
-// "chunked". Beast rejects Content-Length with Transfer-Encoding and differing lengths
-// itself, but accepts repeated equal lengths, other codings and a "chunked" that is not
-// the final coding (then reading no body), which an upstream may frame differently.
-bool has_unambiguous_framing(const Request& req) {
-  std::size_t lengths = 0;
-  for (auto [it, end] = req.equal_range(http::field::content_length); it != end; ++it) {
-    if (++lengths > 1 || it->value().find(',') != std::string_view::npos) return false;
-  }
-  std::size_t codings = 0;
-  for (auto [it, end] = req.equal_range(http::field::transfer_encoding); it != end; ++it) {
-    if (++codings > 1 || req.version() != 11 || !beast::iequals(it->value(), "chunked")) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// The fields of the request being handled, for the identifier extractor.
-class FieldsSource final : public HeaderSource {
- public:
-  void reset(const detail::Fields& fields) { fields_ = &fields; }
-  void for_each(std::string_view name,
-                const std::function<void(std::string_view)>& fn) const override {
-    for (auto [it, end] = fields_->equal_range(name); it != end; ++it) fn(it->value());
-  }
-
- private:
-  const detail::Fields* fields_ = nullptr;
-};
-
 bool is_idempotent(http::verb v) {
   return v == http::verb::get || v == http::verb::head || v == http::verb::options ||
          v == http::verb::put || v == http::verb::delete_ || v == http::verb::trace;
-}
-
-// The Host header without its port, lowercase, into `out` (its capacity is reused).
-void lowercase_host(std::string_view host, std::string& out) {
-  if (host.starts_with('[')) host = host.substr(0, host.find(']') + 1);
-  else host = host.substr(0, host.find(':'));
-  out.assign(host);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
 }
 
 
@@ -331,10 +291,7 @@ net::awaitable<bool> Session::handle_request() {
 // is larger per request costs a malloc and, by evicting a cached frame, another.
 net::awaitable<bool> Session::process(RequestParser& parser) {
   const config::Config& cfg = *snapshot_->config;
-  const auto header_limit =
-      static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg.http.max_header_bytes, UINT32_MAX));
-  parser.header_limit(header_limit);
-  parser.body_limit(cfg.http.max_body_bytes);
+  const auto header_limit = configure_request_parser(parser, cfg.http);
   client_http10_ = false;
   client_.expires_after(cfg.http.header_timeout);
   head_scanner_ = HeadScanner(cfg.http.max_headers);

@@ -305,3 +305,13 @@ TEST_CASE("YAML floats are numbers, and not integers") {
   CHECK(errors_with("threads: 1.2.3\n") ==
         Lines{"test.yaml:3: threads: expected an integer 0..1024, got \"1.2.3\""});
 }
+
+// Found by fuzz/config_fuzzer: a YAML header name with a stray byte loaded, and
+// /admin/config then threw from nlohmann's dump().
+TEST_CASE("YAML strings and keys that are not UTF-8 are errors") {
+  CHECK(errors_with("identifiers:\n  agent_id: { header: \"\xaf-Agent\" }\n") ==
+        Lines{"test.yaml:4: identifiers.agent_id.header: not valid UTF-8"});
+  CHECK(errors_with("http:\n  \"a\xc0\xaf\": 1\n") ==
+        Lines{"test.yaml:4: http: keys must be valid UTF-8"});
+  CHECK(load_yaml(kMinimalYaml + "identifiers:\n  agent_id: { header: \"X-\xc3\xa9t\xc3\xa9\" }\n").ok());
+}

@@ -466,6 +466,30 @@ TEST_CASE("proxy: a malformed request line gives 400") {
   CHECK_FALSE(r.keep_alive);
 }
 
+// Found by fuzz/request_path_fuzzer (and fixed on main by has_unambiguous_framing):
+// Beast accepts a Transfer-Encoding that does not end in chunked (then frames by
+// Content-Length, or reads no body at all), which another hop may frame differently.
+TEST_CASE("proxy: a Transfer-Encoding not ending in chunked gives 400") {
+  DemoUpstream upstream;
+  GatewayProcess gateway(simple_config(upstream.url()));
+  INFO(gateway.process().output());
+  const char* requests[] = {
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+      "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n"
+      "Content-Length: 5\r\n\r\nhello",
+      "POST /echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+  };
+  for (const char* request : requests) {
+    INFO(request);
+    HttpConnection connection(gateway.port());
+    connection.send_raw(request);
+    const HttpResponse r = connection.read_response();
+    CHECK(r.status == 400);
+    CHECK_FALSE(r.keep_alive);
+  }
+}
+
 TEST_CASE("proxy: headers over max_header_bytes give 431") {
   DemoUpstream upstream;
   GatewayProcess gateway(simple_config(upstream.url(), "  max_header_bytes: 1KiB\n"));

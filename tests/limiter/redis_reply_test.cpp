@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "limiter/distributed_rate_limiter.hpp"
+#include "redis/resp.hpp"
 #include "support/fake_redis.hpp"
 
 using namespace phlow::limiter;
@@ -68,4 +69,25 @@ TEST_CASE("replies: a server that never answers the script costs one deadline") 
   const Decision d = limiter.check("x");
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(300));
   CHECK(d.source == DecisionSource::memory);
+}
+
+// Found by fuzz/resp_fuzzer: "*500000000\r\n" made hiredis 0.14 allocate a 4 GB
+// element table before a single element had arrived.
+TEST_CASE("replies: an array header past kMaxReplyElements is a protocol error") {
+  using namespace phlow::limiter::redis;
+  const auto read = [](const std::string& bytes) {
+    redisReader* reader = create_reader();
+    REQUIRE(redisReaderFeed(reader, bytes.data(), bytes.size()) == REDIS_OK);
+    void* reply = nullptr;
+    const int status = redisReaderGetReply(reader, &reply);
+    if (reply != nullptr) freeReplyObject(reply);
+    redisReaderFree(reader);
+    return status;
+  };
+  CHECK(read("*500000000\r\n:0\r\n") == REDIS_ERR);
+  CHECK(read("*" + std::to_string(kMaxReplyElements + 1) + "\r\n") == REDIS_ERR);
+  CHECK(read("*" + std::to_string(kMaxReplyElements) + "\r\n:1\r\n") == REDIS_OK);
+  CHECK(read("*2\r\n*65\r\n:1\r\n") == REDIS_OK);
+  CHECK(read("*2147483648\r\n:1\r\n") == REDIS_ERR);  // INT_MIN once truncated
+  CHECK(read("*-1\r\n") == REDIS_OK);                   // nil
 }

@@ -124,7 +124,7 @@ awaitable<std::string> Connection::establish() {
   error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   if (reader_ != nullptr) redisReaderFree(reader_);
-  reader_ = redisReaderCreate();
+  reader_ = create_reader();
   ++generation_;
   state_ = State::handshaking;
   asio::co_spawn(executor_, read_loop(shared_from_this(), generation_), asio::detached);

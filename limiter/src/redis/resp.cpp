@@ -2,6 +2,37 @@
 
 namespace phlow::limiter::redis {
 
+namespace {
+
+// hiredis's own array constructor, behind create_array_capped.
+void* (*default_create_array)(const redisReadTask*, int) = nullptr;
+
+void* create_array_capped(const redisReadTask* task, int elements) {
+  // Negative: a count past INT_MAX that hiredis 0.14 truncated to int (a nil array,
+  // "*-1", never gets here).
+  if (elements < 0 || elements > kMaxReplyElements) return nullptr;  // the reader fails
+  return default_create_array(task, elements);
+}
+
+// hiredis's reply constructors with create_array_capped for arrays; set up once.
+redisReplyObjectFunctions* capped_functions(const redisReplyObjectFunctions& defaults) {
+  static redisReplyObjectFunctions capped = [&] {
+    default_create_array = defaults.createArray;
+    redisReplyObjectFunctions functions = defaults;
+    functions.createArray = &create_array_capped;
+    return functions;
+  }();
+  return &capped;
+}
+
+}  // namespace
+
+redisReader* create_reader() {
+  redisReader* reader = redisReaderCreate();
+  if (reader != nullptr) reader->fn = capped_functions(*reader->fn);
+  return reader;
+}
+
 Value to_value(const redisReply* reply) {
   Value v;
   switch (reply->type) {

@@ -22,6 +22,15 @@ struct Value {
   bool is_error() const { return type == Type::error; }
 };
 
+// No command the client sends gets an array longer than this back (a check of 16
+// limits: 65 elements). hiredis 0.14 allocates an array's element table when it reads
+// its header: "*500000000\r\n" alone would make it allocate 4 GB.
+inline constexpr int kMaxReplyElements = 1024;
+
+// A hiredis reader (free it with redisReaderFree) that fails, as on a protocol error,
+// on an array header announcing more than kMaxReplyElements elements.
+redisReader* create_reader();
+
 // Copies a hiredis reply tree into a Value.
 Value to_value(const redisReply* reply);
 

@@ -1,0 +1,183 @@
+// The request path on raw bytes: Beast's request parser set up exactly as the session
+// sets it up (configure_request_parser), fed the way detail::read_message_part feeds
+// it (head, then body into a relay buffer), after the HeadScanner and before the
+// framing check (has_unambiguous_framing), then the router, the identifier
+// extraction and the limiter keys of the chosen route. Pipelined requests in one input
+// are taken in turn while the previous one ends cleanly with keep-alive, as the
+// session does.
+// Checked: a request that is parsed has unambiguous framing (never Content-Length
+// beside Transfer-Encoding, every Content-Length value equal), the route matches it,
+// and its limiter keys hold no raw CR/LF/space/control bytes.
+#include <array>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+
+#include "config/loader.hpp"
+#include "fuzz_assert.hpp"
+#include "gateway/head_scanner.hpp"
+#include "gateway/identifier_extractor.hpp"
+#include "gateway/router.hpp"
+#include "limiter/descriptor.hpp"
+#include "request_parser.hpp"
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+using phlow::config::Config;
+using phlow::gateway::RequestParser;
+
+// Small size limits so that short inputs reach 431 and 413 too. Routes by method,
+// host and prefix; every identifier kind; loopback and 10/8 trusted as proxies.
+constexpr std::string_view kConfig = R"(
+http: { max_header_bytes: 2KiB, max_body_bytes: 1KiB, max_headers: 24 }
+upstreams:
+  app: { url: "http://127.0.0.1:8000" }
+limits:
+  auth: { requests: 60, window: 1m, key: token_hash }
+  role: { requests: 10, window: 1m, key: agent_id }
+  per_ip: { requests: 300, window: 1m, key: ip, algorithm: sliding_window }
+  per_api_key: { requests: 20, window: 1s, key: api_key, algorithm: token_bucket, burst: 40 }
+  tenant: { requests: 5, window: 1s, key: "header:X-Tenant" }
+routes:
+  - match: { path_prefix: /roles, methods: [POST] }
+    upstream: app
+    limits: [auth, role, per_ip]
+  - match: { path_prefix: /api/, host: api.example.com }
+    upstream: app
+    limits: [per_api_key, tenant]
+  - match: { path_prefix: /v1 }
+    upstream: app
+    limits: [auth, per_ip, per_api_key, tenant, role]
+identifiers:
+  ip: { trusted_proxies: [127.0.0.1/32, "::1/128", 10.0.0.0/8] }
+)";
+
+const Config& config() {
+  static const auto loaded = phlow::config::load_config_string(kConfig, phlow::config::Format::yaml,
+                                                               "request_path_fuzzer", nullptr);
+  FUZZ_ASSERT(loaded.ok());
+  return *loaded.config;
+}
+
+// Puts the buffered bytes into the parser until `done` holds; at the end of the input
+// the connection closes, as in detail::read_message_part (gateway/src/relay.hpp):
+// end_of_stream before a message began, else put_eof.
+template <class Done>
+error_code feed(RequestParser& parser, beast::flat_buffer& buffer, Done done) {
+  error_code ec;
+  std::array<char, 512> sink;
+  while (!done()) {
+    if (parser.is_header_done()) {
+      parser.get().body().data = sink.data();
+      parser.get().body().size = sink.size();
+    }
+    if (buffer.size() == 0) {
+      if (!parser.got_some()) return http::error::end_of_stream;
+      parser.put_eof(ec);
+      return ec;
+    }
+    const std::size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == http::error::need_buffer) {
+      ec = {};  // the relay's buffer is full: it is sent on and reused
+    } else if (ec == http::error::need_more) {
+      ec = {};
+      if (used == 0) {
+        parser.put_eof(ec);
+        return ec;
+      }
+    } else if (ec) {
+      return ec;
+    }
+  }
+  return ec;
+}
+
+void check_keys(const Config& cfg, const phlow::config::Route& route,
+                const phlow::gateway::RequestView& view) {
+  const phlow::gateway::IdentifierExtractor extractor(cfg.identifiers);
+  std::string identifier;
+  std::string key;
+  for (std::size_t index : route.limits) {
+    const auto& spec = cfg.limits[index];
+    if (!extractor.extract(spec.key, view, identifier)) continue;
+    phlow::limiter::build_key(key, cfg.redis.key_prefix, spec.name(), identifier);
+    const std::string_view stored =
+        std::string_view(key).substr(cfg.redis.key_prefix.size() + spec.name().size() + 1);
+    FUZZ_ASSERT(!stored.empty());
+    for (unsigned char c : stored) FUZZ_ASSERT(c > 0x20 && c < 0x7f);
+  }
+  (void)extractor.redact_target(view.target);
+}
+
+// One request from `buffer`; returns whether the connection would carry another.
+bool one_request(beast::flat_buffer& buffer, std::string_view peer) {
+  const Config& cfg = config();
+  RequestParser parser;
+  const auto header_limit = phlow::gateway::configure_request_parser(parser, cfg.http);
+  // Session::buffer_head: the raw head is scanned before Beast parses it.
+  phlow::gateway::HeadScanner scanner(cfg.http.max_headers);
+  const auto bytes = buffer.cdata();
+  const auto verdict = scanner.scan(std::string_view(static_cast<const char*>(bytes.data()), bytes.size()));
+  using Verdict = phlow::gateway::HeadScanner::Verdict;
+  if (verdict == Verdict::malformed || verdict == Verdict::too_many_fields) return false;  // 400, 431
+  if (verdict == Verdict::need_more && buffer.size() < header_limit) return false;  // EOF: closed
+  error_code ec = feed(parser, buffer, [&] { return parser.is_header_done(); });
+  if (ec) return false;  // 431, 414, 413, 400, or the connection closed
+  if (!phlow::gateway::has_unambiguous_framing(parser.get())) return false;  // 400
+
+  auto& req = parser.get();
+  const bool has_te = req.find(http::field::transfer_encoding) != req.end();
+  const auto lengths = req.count(http::field::content_length);
+  FUZZ_ASSERT(!(has_te && lengths > 0));
+  // Beast accepts repeated Content-Lengths, or a list in one field ("5, 5"), only when
+  // every value is the same (RFC 9110 8.6); the session forwards one of its own.
+  for (auto [it, end] = req.equal_range(http::field::content_length); it != end; ++it) {
+    for (auto token : http::token_list(it->value())) {
+      std::uint64_t value = 0;
+      const auto [ptr, err] = std::from_chars(token.data(), token.data() + token.size(), value);
+      FUZZ_ASSERT(err == std::errc{} && ptr == token.data() + token.size());
+      FUZZ_ASSERT(parser.content_length() && *parser.content_length() == value);
+    }
+  }
+  FUZZ_ASSERT(!parser.chunked() || has_te);
+
+  std::string host;
+  phlow::gateway::lowercase_host(req[http::field::host], host);
+  phlow::gateway::FieldsSource headers;
+  headers.reset(req);
+  const phlow::gateway::RequestView view{req.method_string(), req.target(), host, peer, headers};
+  if (const phlow::config::Route* route = phlow::gateway::match_route(cfg, view)) {
+    FUZZ_ASSERT(view.path().starts_with(route->match.path_prefix));
+    FUZZ_ASSERT(!route->match.host || *route->match.host == host);
+    check_keys(cfg, *route, view);
+  }
+  const bool keep_alive = req.keep_alive();
+  ec = feed(parser, buffer, [&] { return parser.is_done(); });
+  return !ec && keep_alive;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static constexpr std::array<std::string_view, 3> kPeers = {"127.0.0.1", "203.0.113.9", "2001:db8::1"};
+  beast::flat_buffer buffer;
+  auto space = buffer.prepare(size);
+  if (size > 0) std::memcpy(space.data(), data, size);
+  buffer.commit(size);
+  for (std::size_t i = 0; i < 16 && buffer.size() > 0; ++i) {
+    if (!one_request(buffer, kPeers[i % kPeers.size()])) break;
+  }
+  return 0;
+}

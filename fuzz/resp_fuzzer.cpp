@@ -1,0 +1,146 @@
+// Replies from a Redis that may be broken or hostile, through the code the client
+// runs on them: hiredis's reader fed in arbitrary pieces (as reads arrive), to_value()
+// (Connection::deliver_replies), then what each reply means: a check decision
+// (parse_check, the RedisBackend's reading of the script's reply), an error reply
+// (server_error, NOSCRIPT), or a handshake answer (INFO's version, SCRIPT LOAD's sha).
+// The reader is create_reader()'s, as Connection's is.
+// Input: byte 0 = descriptors in the check (low 5 bits mod 17) and consume (bit 7),
+// byte 1 = feed size - 1, the rest = the bytes Redis sends.
+// Also: each check command encode_check() writes parses back, argument for argument.
+#include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fuzz_assert.hpp"
+#include "redis/check_command.hpp"
+#include "redis/resp.hpp"
+
+namespace {
+
+using phlow::limiter::Decision;
+using phlow::limiter::Descriptor;
+using phlow::limiter::kMaxLimitsPerCheck;
+using phlow::limiter::kNone;
+using phlow::limiter::Limit;
+using phlow::limiter::redis::Value;
+
+struct Checks {
+  std::array<Limit, kMaxLimitsPerCheck> limits;
+  std::array<Descriptor, kMaxLimitsPerCheck> descriptors;
+
+  Checks() {
+    for (std::size_t i = 0; i < kMaxLimitsPerCheck; ++i) {
+      Limit& l = limits[i];
+      l.name = "l" + std::to_string(i);
+      l.requests = static_cast<std::int64_t>(i) + 1;
+      l.window_ms = 1000 * (static_cast<std::int64_t>(i) + 1);
+      l.algorithm = static_cast<phlow::limiter::Algorithm>(i % 3);
+      l.burst = i % 3 == 2 ? 2 * l.requests : 0;
+      l.shadow = i % 4 == 3;
+      // Raw bytes a key would never hold after build_key: the framing must not care.
+      descriptors[i].limit = &l;
+      descriptors[i].key = "phlow:ratelimit:" + l.name + ":id\r\n$-1\r\n" + std::string(i, '*');
+    }
+  }
+};
+
+void check_decision(const Decision& d, std::span<const Descriptor> descriptors) {
+  FUZZ_ASSERT(d.count == descriptors.size());
+  bool any_enforced_rejection = false;
+  for (std::size_t i = 0; i < d.count; ++i) {
+    FUZZ_ASSERT(d.results[i].shadow == descriptors[i].limit->shadow);
+    any_enforced_rejection = any_enforced_rejection || (!d.results[i].allowed && !d.results[i].shadow);
+  }
+  FUZZ_ASSERT(d.allowed == !any_enforced_rejection);
+  if (!d.allowed) {
+    FUZZ_ASSERT(d.rejected_by >= 0 && static_cast<std::size_t>(d.rejected_by) < d.count);
+    FUZZ_ASSERT(!d.results[d.rejected_by].allowed && !d.results[d.rejected_by].shadow);
+    FUZZ_ASSERT(d.most_restrictive == d.rejected_by);
+  } else {
+    FUZZ_ASSERT(d.rejected_by == kNone);
+    FUZZ_ASSERT(d.count == 0 ? d.most_restrictive == kNone
+                             : d.most_restrictive >= 0 &&
+                                   static_cast<std::size_t>(d.most_restrictive) < d.count);
+  }
+}
+
+// What the client does with one reply, depending on what it was waiting for.
+void interpret(const Value& v, std::span<const Descriptor> descriptors) {
+  if (v.is_error()) {
+    (void)v.str.starts_with("NOSCRIPT");  // RedisBackend retries with EVAL
+    return;
+  }
+  Decision d;
+  if (phlow::limiter::redis::parse_check(v, descriptors, d)) check_decision(d, descriptors);
+  // The handshake: INFO server, then SCRIPT LOAD.
+  const std::string_view version = phlow::limiter::redis::redis_version(v.str);
+  (void)phlow::limiter::redis::version_supported(version);
+  (void)(v.type == Value::Type::string && v.str.size() == 40);
+}
+
+// Feeds `bytes` `step` at a time and interprets every complete reply; stops at the
+// first protocol error, as the connection closes there.
+void read_replies(std::string_view bytes, std::size_t step, std::span<const Descriptor> descriptors) {
+  redisReader* reader = phlow::limiter::redis::create_reader();  // as Connection does
+  FUZZ_ASSERT(reader != nullptr);
+  bool broken = false;
+  while (!bytes.empty() && !broken) {
+    const std::size_t n = std::min(step, bytes.size());
+    if (redisReaderFeed(reader, bytes.data(), n) != REDIS_OK) break;
+    bytes.remove_prefix(n);
+    while (true) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(reader, &raw) != REDIS_OK) {
+        broken = true;
+        break;
+      }
+      if (raw == nullptr) break;
+      auto* reply = static_cast<redisReply*>(raw);
+      const Value value = phlow::limiter::redis::to_value(reply);
+      freeReplyObject(reply);
+      interpret(value, descriptors);
+    }
+  }
+  redisReaderFree(reader);
+}
+
+// encode_check()'s bytes are one RESP array of bulk strings: 3 + n keys + 2 + 5 n args.
+void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
+  std::string command;
+  phlow::limiter::redis::encode_check(command, true, std::string(40, 'a'), descriptors, consume);
+  redisReader* reader = phlow::limiter::redis::create_reader();
+  FUZZ_ASSERT(redisReaderFeed(reader, command.data(), command.size()) == REDIS_OK);
+  void* raw = nullptr;
+  FUZZ_ASSERT(redisReaderGetReply(reader, &raw) == REDIS_OK && raw != nullptr);
+  const Value v = phlow::limiter::redis::to_value(static_cast<redisReply*>(raw));
+  freeReplyObject(raw);
+  raw = nullptr;
+  FUZZ_ASSERT(redisReaderGetReply(reader, &raw) == REDIS_OK && raw == nullptr);
+  redisReaderFree(reader);
+  const std::size_t n = descriptors.size();
+  FUZZ_ASSERT(v.type == Value::Type::array && v.elements.size() == 5 + 6 * n);
+  FUZZ_ASSERT(v.elements[0].str == "EVALSHA" && v.elements[2].str == std::to_string(n));
+  for (std::size_t i = 0; i < n; ++i) FUZZ_ASSERT(v.elements[3 + i].str == descriptors[i].key);
+  FUZZ_ASSERT(v.elements[4 + n].str == (consume ? "1" : "0"));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static const Checks checks;
+  if (size < 2) return 0;
+  const std::size_t n = (data[0] & 0x1F) % (kMaxLimitsPerCheck + 1);
+  const bool consume = (data[0] & 0x80) != 0;
+  const std::size_t step = static_cast<std::size_t>(data[1]) + 1;
+  const std::span<const Descriptor> descriptors(checks.descriptors.data(), n);
+  check_encoding(descriptors, consume);
+  read_replies(std::string_view(reinterpret_cast<const char*>(data + 2), size - 2), step, descriptors);
+  return 0;
+}
