@@ -35,7 +35,6 @@ namespace {
 
 using FieldsAllocator = std::pmr::polymorphic_allocator<char>;
 using ResponseParser = http::response_parser<http::buffer_body, FieldsAllocator>;
-constexpr std::size_t kRelayBuffer = 16 * 1024;
 constexpr std::uint64_t kMaxUpstreamHeader = 64 * 1024;
 constexpr std::uint64_t kDrainLimit = 64 * 1024;  // unread bodies up to this are skipped
 // How long a connection accepted during a drain may take to send its request.
@@ -53,7 +52,6 @@ bool is_idempotent(http::verb v) {
   return v == http::verb::get || v == http::verb::head || v == http::verb::options ||
          v == http::verb::put || v == http::verb::delete_ || v == http::verb::trace;
 }
-
 
 // 32 random hex digits into `id` (its capacity is reused).
 void random_request_id(std::mt19937_64& random, std::string& id) {
