@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "exposition_parser.hpp"
+#include "metrics_scrape.hpp"
 #include "limiter/descriptor.hpp"
 #include "support/demo_upstream.hpp"
 #include "support/fake_redis.hpp"
@@ -124,20 +124,6 @@ std::int64_t max_latency_us(const std::vector<LoadSample>& samples, std::int64_t
   return max;
 }
 
-Exposition scrape(std::uint16_t admin_port) {
-  const HttpResponse r = http_request(admin_port, "GET", "/metrics");
-  REQUIRE(r.status == 200);
-  Exposition e = parse_exposition(r.body);
-  INFO(r.body);
-  REQUIRE(e.error.empty());
-  return e;
-}
-
-double metric(const Exposition& e, const std::string& key) {
-  const auto it = e.samples.find(key);
-  return it == e.samples.end() ? -1 : it->second;
-}
-
 double metric(std::uint16_t admin_port, const std::string& key) {
   return metric(scrape(admin_port), key);
 }
@@ -154,24 +140,6 @@ std::optional<Clock::duration> time_until(const std::function<bool()>& done,
 }
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-long proc_status_kb(pid_t pid, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with(key + ":")) return std::stol(line.substr(key.size() + 1));
-  }
-  return -1;
-}
-
-std::size_t open_fds(pid_t pid) {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& entry :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-    ++n;
-  }
-  return n;
-}
 
 void print_figure(const std::string& line) {
   std::cout << "FIGURE " << line << std::endl;

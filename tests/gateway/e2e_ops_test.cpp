@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "exposition_parser.hpp"
+#include "metrics_scrape.hpp"
 #include "limiter/descriptor.hpp"
 #include "support/demo_upstream.hpp"
 #include "support/gateway_process.hpp"
@@ -62,21 +62,6 @@ bool eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(50ms);
   }
-}
-
-Exposition scrape(std::uint16_t admin_port) {
-  const HttpResponse r = http_request(admin_port, "GET", "/metrics");
-  REQUIRE(r.status == 200);
-  Exposition e = parse_exposition(r.body);
-  INFO(r.body);
-  REQUIRE(e.error.empty());
-  return e;
-}
-
-// A sample's value; -1 when the exposition does not hold it.
-double metric(const Exposition& e, const std::string& key) {
-  const auto it = e.samples.find(key);
-  return it == e.samples.end() ? -1 : it->second;
 }
 
 std::string decisions(const std::string& limit, const std::string& outcome) {

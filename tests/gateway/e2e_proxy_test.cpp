@@ -67,25 +67,6 @@ std::uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
-// One value of /proc/<pid>/status, in kB ("VmHWM", "VmRSS").
-long proc_status_kb(pid_t pid, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with(key + ":")) return std::stol(line.substr(key.size() + 1));
-  }
-  return -1;
-}
-
-std::size_t open_fds(pid_t pid) {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& entry :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-    ++n;
-  }
-  return n;
-}
-
 bool is_json_error(const HttpResponse& r) {
   if (r.header("Content-Type") != "application/json") return false;
   const json body = json::parse(r.body, nullptr, false);

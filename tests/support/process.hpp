@@ -71,4 +71,9 @@ class Process {
   std::optional<int> exit_code_;
 };
 
+// A "Key:" value of /proc/PID/status in kB (VmRSS, VmHWM), or -1 when absent.
+long proc_status_kb(pid_t pid, const std::string& key);
+// How many file descriptors process `pid` holds open.
+std::size_t open_fds(pid_t pid);
+
 }  // namespace phlow::test
