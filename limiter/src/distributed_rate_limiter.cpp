@@ -49,7 +49,7 @@ class DistributedRateLimiter::RedisRuntime {
     std::promise<void> promise;
     auto done = promise.get_future();
     asio::post(io_, [&] {
-      backend_->memory().reset(key);
+      backend_->reset_local(key);
       backend_->redis()->async_reset(key, [&promise](boost::system::error_code) {
         promise.set_value();
       });

@@ -1,8 +1,49 @@
 #include "limiter/fallback_backend.hpp"
 
+#include <algorithm>
+
 #include "redis/connection.hpp"
 
 namespace phlow::limiter {
+
+void RejectedKeys::record(std::span<const Descriptor> descriptors, const Decision& d,
+                          std::int64_t now_ms) {
+  const std::size_t n = std::min(descriptors.size(), d.count);
+  for (std::size_t i = 0; i < n; ++i) {
+    const LimitResult& r = d.results[i];
+    if (r.shadow) continue;
+    if (!r.allowed) {
+      remember(descriptors[i].key, now_ms + std::max<std::int64_t>(r.retry_after_ms, 1), now_ms);
+    } else if (!until_.empty()) {
+      forget(descriptors[i].key);
+    }
+  }
+}
+
+void RejectedKeys::remember(std::string_view key, std::int64_t until_ms, std::int64_t now_ms) {
+  if (auto it = until_.find(key); it != until_.end()) {
+    it->second = until_ms;
+    return;
+  }
+  if (until_.size() >= kMaxKeys) {
+    // Full: drop expired entries, at most once a second. While it stays full of live
+    // rejections, new ones are not remembered (the fallback then counts them itself).
+    if (now_ms < next_prune_ms_) return;
+    next_prune_ms_ = now_ms + 1000;
+    std::erase_if(until_, [now_ms](const auto& entry) { return entry.second <= now_ms; });
+    if (until_.size() >= kMaxKeys) return;
+  }
+  until_.emplace(key, until_ms);
+}
+
+std::int64_t RejectedKeys::rejected_until(std::string_view key, std::int64_t now_ms) const {
+  const auto it = until_.find(key);
+  return it != until_.end() && it->second > now_ms ? it->second : 0;
+}
+
+void RejectedKeys::forget(std::string_view key) {
+  if (auto it = until_.find(key); it != until_.end()) until_.erase(it);
+}
 
 Decision failure_decision(std::span<const Descriptor> descriptors, FailureMode mode,
                           std::int64_t now_ms) {
@@ -41,10 +82,37 @@ std::optional<Decision> FallbackBackend::try_check_now(std::span<const Descripto
 
 namespace {
 
-Decision decide_without_redis(MemoryBackend& memory, std::span<const Descriptor> descriptors,
-                              FailureMode mode) {
-  if (mode == FailureMode::fallback) return memory.check(descriptors);
-  return failure_decision(descriptors, mode, memory.now_us() / 1000);
+// The in-memory fallback, except that keys Redis was rejecting stay rejected until
+// the time Redis gave; such a request consumes nothing in memory.
+Decision decide_without_redis(MemoryBackend& memory, const RejectedKeys& rejected,
+                              std::span<const Descriptor> descriptors, FailureMode mode) {
+  const std::int64_t now_ms = memory.now_us() / 1000;
+  if (mode != FailureMode::fallback) return failure_decision(descriptors, mode, now_ms);
+  if (rejected.empty()) return memory.check(descriptors);
+  std::array<std::int64_t, kMaxLimitsPerCheck> until{};
+  const std::size_t n = std::min(descriptors.size(), kMaxLimitsPerCheck);
+  bool blocked = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (descriptors[i].limit->shadow) continue;
+    until[i] = rejected.rejected_until(descriptors[i].key, now_ms);
+    blocked = blocked || until[i] != 0;
+  }
+  if (!blocked) return memory.check(descriptors);
+  Decision d;
+  d.source = DecisionSource::memory;
+  d.now_ms = now_ms;
+  d.count = n;
+  for (std::size_t i = 0; i < n; ++i) {
+    LimitResult& r = d.results[i];
+    r = memory.peek(descriptors[i]);
+    if (until[i] == 0) continue;
+    r.allowed = false;
+    r.remaining = 0;
+    r.retry_after_ms = until[i] - now_ms;
+    r.reset_ms = until[i];
+  }
+  summarize(d);
+  return d;
 }
 
 StoreFailure store_failure_of(const boost::system::error_code& ec) {
@@ -59,7 +127,7 @@ StoreFailure store_failure_of(const boost::system::error_code& ec) {
 }  // namespace
 
 Decision FallbackBackend::on_redis_failure(std::span<const Descriptor> descriptors) {
-  Decision d = decide_without_redis(*memory_, descriptors, on_failure_);
+  Decision d = decide_without_redis(*memory_, *rejected_, descriptors, on_failure_);
   d.store_failure = StoreFailure::not_connected;
   return d;
 }
@@ -71,14 +139,22 @@ void FallbackBackend::start_check(std::span<const Descriptor> descriptors,
     return;
   }
   redis_->async_check(descriptors, true,
-                      [memory = memory_, mode = on_failure_, descriptors,
+                      [memory = memory_, rejected = rejected_, mode = on_failure_, descriptors,
                        h = std::move(handler)](boost::system::error_code ec, Decision d) mutable {
                         if (ec) {
-                          d = decide_without_redis(*memory, descriptors, mode);
+                          d = decide_without_redis(*memory, *rejected, descriptors, mode);
                           d.store_failure = store_failure_of(ec);
+                        } else if (mode == FailureMode::fallback &&
+                                   (!d.allowed || !rejected->empty())) {
+                          rejected->record(descriptors, d, memory->now_us() / 1000);
                         }
                         std::move(h)(d);
                       });
+}
+
+void FallbackBackend::reset_local(std::string_view key) {
+  memory_->reset(key);
+  rejected_->forget(key);
 }
 
 }  // namespace phlow::limiter

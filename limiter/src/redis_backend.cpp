@@ -48,6 +48,7 @@ RedisBackend::RedisBackend(boost::asio::any_io_executor executor, RedisOptions o
   const int id = health_->add_connection();
   redis::ConnectionOptions copts;
   copts.connect_timeout = options_.connect_timeout;
+  copts.stall_timeout = kStallDeadlines * options_.timeout;
   connection_ = std::make_shared<redis::Connection>(
       std::move(executor), options_.url, std::string(redis::kCheckScript), copts,
       [health = health_, id](bool up, const std::string& reason) { health->report(id, up, reason); });

@@ -57,6 +57,15 @@ int allowed_by_threads(DistributedRateLimiter& limiter, int threads, int calls_e
   return allowed.load();
 }
 
+// Redis' total_connections_received (counting the connection that asks).
+long connections_received(const RedisServer& server) {
+  const std::string info = server.command({"INFO", "stats"});
+  const std::string field = "total_connections_received:";
+  const auto at = info.find(field);
+  REQUIRE(at != std::string::npos);
+  return std::stol(info.substr(at + field.size()));
+}
+
 }  // namespace
 
 TEST_CASE("redis: 2 processes x 8 threads on one identifier get exactly 100") {
@@ -172,8 +181,63 @@ TEST_CASE("redis: a paused server (SIGSTOP) never stalls a check past the deadli
     CHECK(d.source == DecisionSource::memory);
   }
   CHECK(worst < 50ms + kSlack);
+  // 20 late checks are far past the stall timeout (4 deadlines): Redis counts as down
+  // and checks no longer wait for it.
+  CHECK(limiter.redis_state() == RedisState::fallback);
+  const auto start = SteadyClock::now();
+  CHECK(limiter.check("x").store_failure == StoreFailure::not_connected);
+  CHECK(SteadyClock::now() - start < 40ms);
   server.resume();
   CHECK(eventually([&] { return limiter.check("x").source == DecisionSource::redis; }));
+}
+
+TEST_CASE("redis: one late check fails alone - the connection and its replies stay in step") {
+  RedisServer server;
+  DistributedRateLimiter limiter(1000, 60'000, server.url(), named("late1"));
+  REQUIRE(limiter.check("x").source == DecisionSource::redis);
+  const long connections_before = connections_received(server);
+
+  server.pause();
+  const Decision late = limiter.check("x");  // misses its 50 ms deadline
+  server.resume();  // well within the 200 ms stall timeout
+  CHECK(late.source == DecisionSource::memory);
+  CHECK(late.store_failure == StoreFailure::timeout);
+  CHECK(limiter.redis_state() == RedisState::connected);
+
+  // Redis ran the late check too (3 entries now); its reply was read and dropped, so
+  // this check gets its own reply, not the late one's.
+  const Decision next = limiter.check("x");
+  CHECK(next.source == DecisionSource::redis);
+  CHECK(next.results[0].remaining == 1000 - 3);
+  CHECK(server.command({"ZCARD", "phlow:ratelimit:late1:x"}) == "3");
+  // No reconnect: the only connections Redis accepted since are the test's own
+  // (one per command: the ZCARD above and this INFO).
+  CHECK(connections_received(server) == connections_before + 2);
+}
+
+TEST_CASE("redis: a client Redis rejected stays rejected in the fallback until its retry time") {
+  RedisServer server;
+  DistributedRateLimiter limiter(3, 60'000, server.url(), named("seed"));
+  for (int i = 0; i < 3; ++i) REQUIRE(limiter.check("spent").allowed);
+  const Decision in_redis = limiter.check("spent");
+  REQUIRE(in_redis.source == DecisionSource::redis);
+  REQUIRE_FALSE(in_redis.allowed);
+  REQUIRE(limiter.check("half").allowed);
+
+  server.kill();
+  const Decision spent = limiter.check("spent");
+  CHECK(spent.source == DecisionSource::memory);
+  CHECK_FALSE(spent.allowed);
+  CHECK(spent.results[0].remaining == 0);
+  CHECK(spent.results[0].retry_after_ms > 50'000);
+  CHECK(spent.results[0].retry_after_ms <= in_redis.results[0].retry_after_ms);
+  // A client below its limit in Redis is counted in memory from zero (this instance
+  // cannot know its Redis count), and is still held to the limit there.
+  for (int i = 0; i < 3; ++i) CHECK(limiter.check("half").allowed);
+  CHECK_FALSE(limiter.check("half").allowed);
+  // reset() forgets the rejection too.
+  limiter.reset("spent");
+  CHECK(limiter.check("spent").allowed);
 }
 
 TEST_CASE("redis: failure modes allow and deny") {

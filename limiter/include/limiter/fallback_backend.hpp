@@ -2,13 +2,23 @@
 // What the gateway's workers call: Redis when it is up, else the failure policy
 // (in-memory fallback by default). Never throws, never waits past the Redis
 // deadline. One per I/O thread; the MemoryBackend is shared by all of them.
+//
+// The in-memory fallback starts from its own counts, which hold only what it decided
+// itself. So that a check Redis could not answer in time, or an outage, does not hand
+// a fresh budget to a client Redis was rejecting, each FallbackBackend remembers the
+// keys Redis last rejected and until when: the fallback rejects them until then.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
 
 #include "limiter/memory_backend.hpp"
 #include "limiter/redis_backend.hpp"
@@ -16,6 +26,33 @@
 namespace phlow::limiter {
 
 enum class FailureMode : std::uint8_t { fallback, allow, deny };
+
+// Keys whose enforced limit Redis rejected, with the Unix ms (memory backend's clock)
+// until which Redis said so. Bounded; one thread only.
+class RejectedKeys {
+ public:
+  static constexpr std::size_t kMaxKeys = 65'536;
+
+  // Records Redis' verdicts of one decision: rejected keys until their retry time,
+  // allowed keys forgotten.
+  void record(std::span<const Descriptor> descriptors, const Decision& redis_decision,
+              std::int64_t now_ms);
+  // Unix ms until which `key` stays rejected, or 0.
+  std::int64_t rejected_until(std::string_view key, std::int64_t now_ms) const;
+  void forget(std::string_view key);
+  bool empty() const { return until_.empty(); }
+  std::size_t size() const { return until_.size(); }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  void remember(std::string_view key, std::int64_t until_ms, std::int64_t now_ms);
+
+  std::unordered_map<std::string, std::int64_t, Hash, std::equal_to<>> until_;
+  std::int64_t next_prune_ms_ = 0;
+};
 
 class FallbackBackend {
  public:
@@ -39,6 +76,9 @@ class FallbackBackend {
   }
 
   MemoryBackend& memory() { return *memory_; }
+  // Forgets `key` locally: its in-memory counts and its last Redis rejection.
+  void reset_local(std::string_view key);
+  std::size_t rejected_keys() const { return rejected_->size(); }
   RedisBackend* redis() { return redis_.get(); }
   FailureMode on_failure() const { return on_failure_; }
 
@@ -49,6 +89,8 @@ class FallbackBackend {
 
   boost::asio::any_io_executor executor_;
   std::shared_ptr<MemoryBackend> memory_;
+  // Shared with checks in flight, which may complete after this object is gone.
+  std::shared_ptr<RejectedKeys> rejected_ = std::make_shared<RejectedKeys>();
   std::unique_ptr<RedisBackend> redis_;
   FailureMode on_failure_;
 };

@@ -22,6 +22,11 @@ namespace redis {
 class Connection;
 }
 
+// A check that misses its deadline fails alone (the failure policy decides it). Redis
+// counts as down, and its connection is closed, once a check has waited this many
+// deadlines without a reply: then checks go to the failure policy at once.
+inline constexpr int kStallDeadlines = 4;
+
 struct RedisOptions {
   RedisUrl url;
   std::chrono::milliseconds timeout{50};            // deadline of one check

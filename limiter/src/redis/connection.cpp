@@ -222,7 +222,7 @@ void Connection::exec(std::string_view command, Clock::time_point deadline, Hand
 
 void Connection::enqueue(std::string_view command, Clock::time_point deadline, Handler handler) {
   out_.append(command);
-  pending_.push_back(Pending{std::move(handler), deadline});
+  pending_.push_back(Pending{std::move(handler), deadline, Clock::now()});
   flush();
   arm_timer(deadline);
 }
@@ -260,19 +260,33 @@ void Connection::arm_timer(Clock::time_point deadline) {
   });
 }
 
+// Fails every command past its deadline; closes the connection when Redis has left
+// the oldest command unanswered for the stall timeout (or, before it is ready, when a
+// handshake command is late).
 void Connection::on_deadline() {
+  if (pending_.empty()) return;
   const auto now = Clock::now();
-  auto earliest = Clock::time_point::max();
-  for (const Pending& p : pending_) {
+  const bool ready = state_ == State::ready;
+  if (ready && now - pending_.front().sent >= options_.stall_timeout) {
+    last_failure_ = "Redis at " + url_.endpoint() + " did not answer for " +
+                    std::to_string(options_.stall_timeout.count()) + " ms";
+    close(errc::timeout);
+    return;
+  }
+  auto next = ready ? pending_.front().sent + options_.stall_timeout : Clock::time_point::max();
+  for (Pending& p : pending_) {
     if (!p.handler) continue;
-    if (p.deadline <= now) {
+    if (p.deadline > now) {
+      next = std::min(next, p.deadline);
+    } else if (ready) {
+      complete(std::move(p.handler), errc::timeout, {});  // leaves p.handler empty
+    } else {
       last_failure_ = "Redis at " + url_.endpoint() + " did not answer in time";
       close(errc::timeout);
       return;
     }
-    earliest = std::min(earliest, p.deadline);
   }
-  if (earliest != Clock::time_point::max()) arm_timer(earliest);
+  if (next != Clock::time_point::max()) arm_timer(next);
 }
 
 void Connection::close(errc reason) {

@@ -1,7 +1,8 @@
 #pragma once
 // One pipelined connection to Redis on an Asio executor. Reconnects by itself with
-// backoff until stop(). Every command has a deadline; a missed deadline closes the
-// connection, because a Redis that does not answer in time is treated as down.
+// backoff until stop(). Every command has a deadline; a command that misses it fails
+// alone (its late reply is read and dropped). The connection is closed, and Redis
+// treated as down, once the oldest command has had no reply for `stall_timeout`.
 
 #include <hiredis/read.h>
 
@@ -36,6 +37,10 @@ using Clock = std::chrono::steady_clock;
 
 struct ConnectionOptions {
   std::chrono::milliseconds connect_timeout{1000};  // TCP connect plus handshake
+  // How long the oldest command may wait for its reply before the connection is
+  // closed. Shorter deadlines of single commands only fail those commands, so that a
+  // scheduling hiccup on a busy host does not send every check to the fallback.
+  std::chrono::milliseconds stall_timeout{200};
   std::chrono::milliseconds min_backoff{50};
   std::chrono::milliseconds max_backoff{1000};
 };
@@ -65,8 +70,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   enum class State { idle, handshaking, ready, stopped };
   struct Pending {
-    Handler handler;
+    Handler handler;  // empty once the command failed its deadline
     Clock::time_point deadline;
+    Clock::time_point sent;
   };
 
   boost::asio::awaitable<void> run(std::shared_ptr<Connection> self);
