@@ -71,6 +71,17 @@ TEST_CASE("replies: a server that never answers the script costs one deadline") 
   CHECK(d.source == DecisionSource::memory);
 }
 
+TEST_CASE("replies: a bulk string past kMaxReplyBytes closes the connection at once") {
+  // Announces 100 MB and sends 2 MiB of it: without the cap the reader buffers it and
+  // the check waits for its deadline (a timeout); with it, a protocol error.
+  FakeRedis fake("7.0.0", "$100000000\r\n" + std::string(2 << 20, 'a'));
+  DistributedRateLimiter limiter(5, 60'000, fake.url(), named("huge"));
+  const Decision d = limiter.check("x");
+  CHECK(d.source == DecisionSource::memory);
+  CHECK(d.store_failure == StoreFailure::bad_reply);
+  CHECK(fake.evals_seen() == 1);
+}
+
 // Found by fuzz/resp_fuzzer: "*500000000\r\n" made hiredis 0.14 allocate a 4 GB
 // element table before a single element had arrived.
 TEST_CASE("replies: an array header past kMaxReplyElements is a protocol error") {

@@ -189,7 +189,8 @@ awaitable<void> Connection::read_loop([[maybe_unused]] std::shared_ptr<Connectio
       close(errc::connection_lost);
       co_return;
     }
-    if (redisReaderFeed(reader_, buffer.data(), n) != REDIS_OK || !deliver_replies()) {
+    if (redisReaderFeed(reader_, buffer.data(), n) != REDIS_OK || !deliver_replies() ||
+        reader_overfull(reader_)) {
       last_failure_ = "protocol error from " + url_.endpoint();
       close(errc::bad_reply);
       co_return;

@@ -27,6 +27,16 @@ struct Value {
 // its header: "*500000000\r\n" alone would make it allocate 4 GB.
 inline constexpr int kMaxReplyElements = 1024;
 
+// No reply the client asks for comes near this size (INFO server: about 2 KiB). A
+// reader holding more unparsed bytes than this is fed a hostile or broken stream:
+// one bulk string announced as "$1000000000" would otherwise buffer until a deadline.
+inline constexpr std::size_t kMaxReplyBytes = std::size_t{1} << 20;
+
+// True when `reader` holds more than kMaxReplyBytes of a reply not yet complete.
+inline bool reader_overfull(const redisReader* reader) {
+  return reader->len - reader->pos > kMaxReplyBytes;
+}
+
 // A hiredis reader (free it with redisReaderFree) that fails, as on a protocol error,
 // on an array header announcing more than kMaxReplyElements elements.
 redisReader* create_reader();
