@@ -86,7 +86,7 @@ void interpret(const Value& v, std::span<const Descriptor> descriptors) {
 }
 
 // Feeds `bytes` `step` at a time and interprets every complete reply; stops at the
-// first protocol error, as the connection closes there.
+// first protocol error or an overfull reader, as the connection closes there.
 void read_replies(std::string_view bytes, std::size_t step, std::span<const Descriptor> descriptors) {
   redisReader* reader = phlow::limiter::redis::create_reader();  // as Connection does
   FUZZ_ASSERT(reader != nullptr);
@@ -107,6 +107,7 @@ void read_replies(std::string_view bytes, std::size_t step, std::span<const Desc
       freeReplyObject(reply);
       interpret(value, descriptors);
     }
+    broken = broken || phlow::limiter::redis::reader_overfull(reader);
   }
   redisReaderFree(reader);
 }

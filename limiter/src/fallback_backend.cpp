@@ -11,7 +11,7 @@ void RejectedKeys::record(std::span<const Descriptor> descriptors, const Decisio
   const std::size_t n = std::min(descriptors.size(), d.count);
   for (std::size_t i = 0; i < n; ++i) {
     const LimitResult& r = d.results[i];
-    if (r.shadow) continue;
+    if (descriptors[i].limit->shadow) continue;
     if (!r.allowed) {
       remember(descriptors[i].key, now_ms + std::max<std::int64_t>(r.retry_after_ms, 1), now_ms);
     } else if (!until_.empty()) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "redis/check_command.hpp"
@@ -48,7 +49,7 @@ RedisBackend::RedisBackend(boost::asio::any_io_executor executor, RedisOptions o
   const int id = health_->add_connection();
   redis::ConnectionOptions copts;
   copts.connect_timeout = options_.connect_timeout;
-  copts.stall_timeout = kStallDeadlines * options_.timeout;
+  copts.stall_timeout = std::max(kStallDeadlines * options_.timeout, kMinStall);
   connection_ = std::make_shared<redis::Connection>(
       std::move(executor), options_.url, std::string(redis::kCheckScript), copts,
       [health = health_, id](bool up, const std::string& reason) { health->report(id, up, reason); });

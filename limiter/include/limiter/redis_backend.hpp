@@ -24,8 +24,10 @@ class Connection;
 
 // A check that misses its deadline fails alone (the failure policy decides it). Redis
 // counts as down, and its connection is closed, once a check has waited this many
-// deadlines without a reply: then checks go to the failure policy at once.
+// deadlines, and at least kMinStall, without a reply: then checks go to the failure
+// policy at once. Meanwhile each check still waits at most its own deadline.
 inline constexpr int kStallDeadlines = 4;
+inline constexpr std::chrono::milliseconds kMinStall{200};
 
 struct RedisOptions {
   RedisUrl url;
