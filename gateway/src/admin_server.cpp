@@ -219,6 +219,7 @@ net::awaitable<Reply> AdminServer::Connection::reset(const Snapshot& snap, std::
                                                      const std::string& id) {
   const std::string key = snap.config->redis.key_prefix + snap.limits[index].name + ":" + id;
   admin_.sources_.memory->reset(key);
+  if (admin_.sources_.forget_rejection) admin_.sources_.forget_rejection(key);
   limiter::RedisBackend* redis = admin_.redis_.get();
   if (redis != nullptr) {
     auto [ec] = co_await net::async_initiate<decltype(use_tuple), void(error_code)>(

@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
@@ -105,6 +106,11 @@ bool Server::start_admin() {
   sources.redis_state = [this] { return redis_state(); };
   sources.uptime_seconds = [this] { return uptime_seconds(); };
   sources.memory = memory_;
+  sources.forget_rejection = [this](const std::string& key) {
+    for (const auto& worker : workers_) {
+      net::post(worker->io(), [w = worker.get(), key] { w->limiter().forget_rejection(key); });
+    }
+  };
   sources.redis_health = redis_health_;
   admin_ = std::make_unique<AdminServer>(*config_, std::move(sources));
   if (admin_->start(config_->admin.listen)) return true;

@@ -154,7 +154,7 @@ void FallbackBackend::start_check(std::span<const Descriptor> descriptors,
 
 void FallbackBackend::reset_local(std::string_view key) {
   memory_->reset(key);
-  rejected_->forget(key);
+  forget_rejection(key);
 }
 
 }  // namespace phlow::limiter

@@ -361,6 +361,33 @@ TEST_CASE("e2e ops: admin inspects and resets a limit in memory and in Redis") {
   }
 }
 
+TEST_CASE("e2e ops: a reset during a Redis outage lifts the rejection the fallback kept") {
+  RedisServer redis;
+  DemoUpstream upstream;
+  GatewayProcess gateway(
+      gateway_yaml(upstream, kAuthRoutes + "redis: { url: \"" + redis.url() + "\" }\n"), kNoRedis);
+  INFO(gateway.process().output());
+  REQUIRE(gateway.process().wait_for_output("Connected to Redis", 5s));
+  const auto admin = gateway.admin_port();
+  const std::string target = "/admin/limits/auth/" + phlow::limiter::sha256_hex("R-token");
+  for (int i = 0; i < 5; ++i) REQUIRE(http_request(gateway.port(), "GET", "/", bearer("R-token")).status == 200);
+  REQUIRE(http_request(gateway.port(), "GET", "/", bearer("R-token")).status == 429);  // by Redis
+
+  redis.kill();
+  REQUIRE(eventually([&] { return get_json(admin, "/readyz").at("redis") == "fallback"; }, 5s));
+  // The fallback remembers that Redis rejected this client; a fresh one is counted anew.
+  CHECK(http_request(gateway.port(), "GET", "/", bearer("R-token")).status == 429);
+  CHECK(http_request(gateway.port(), "GET", "/", bearer("other-token")).status == 200);
+
+  const HttpResponse reset = http_request(admin, "DELETE", target);
+  INFO(reset.body);
+  CHECK(reset.status == 503);  // Redis could not be reset
+  CHECK(reset.body.find("Reset in memory only") != std::string::npos);
+  // ... but in memory it is: the fallback no longer holds Redis' rejection.
+  for (int i = 0; i < 5; ++i) CHECK(http_request(gateway.port(), "GET", "/", bearer("R-token")).status == 200);
+  CHECK(http_request(gateway.port(), "GET", "/", bearer("R-token")).status == 429);
+}
+
 TEST_CASE("e2e ops: secrets are redacted from admin config and never logged or exported raw") {
   RedisServer redis({"--requirepass", "redis-pass-4711"});
   DemoUpstream upstream;

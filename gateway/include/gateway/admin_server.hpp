@@ -28,6 +28,8 @@ struct AdminSources {
   std::function<std::string()> redis_state;   // "connected" | "fallback" | "disabled"
   std::function<double()> uptime_seconds;
   std::shared_ptr<limiter::MemoryBackend> memory;
+  // Makes every worker's fallback forget the Redis rejection of a key (posted).
+  std::function<void(const std::string& key)> forget_rejection;
   std::shared_ptr<limiter::RedisHealth> redis_health;  // null without Redis
 };
 

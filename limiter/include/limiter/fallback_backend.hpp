@@ -78,7 +78,9 @@ class FallbackBackend {
   MemoryBackend& memory() { return *memory_; }
   // Forgets `key` locally: its in-memory counts and its last Redis rejection.
   void reset_local(std::string_view key);
-  std::size_t rejected_keys() const { return rejected_->size(); }
+  // Forgets only the last Redis rejection of `key` (the MemoryBackend is shared:
+  // reset it once, not per thread).
+  void forget_rejection(std::string_view key) { rejected_->forget(key); }
   RedisBackend* redis() { return redis_.get(); }
   FailureMode on_failure() const { return on_failure_; }
 
