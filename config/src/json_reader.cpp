@@ -117,6 +117,21 @@ Document read_json(std::string_view text, const std::string& file) {
     if (auto colon = what.find("syntax error"); colon != std::string::npos) what = what.substr(colon);
     doc.errors.push_back({file, line_at(text, byte), "", "invalid JSON: " + what});
     return doc;
+  } catch (const Json::exception& e) {
+    // out_of_range 406 ("number overflow parsing '1e999'") carries no position: the
+    // line of the quoted token, when it is found.
+    std::string what = e.what();
+    if (auto bracket = what.find("] "); bracket != std::string::npos) what = what.substr(bracket + 2);
+    int line = 0;
+    if (auto open = what.find('\''), close = what.rfind('\'');
+        open != std::string::npos && close > open + 1) {
+      if (auto at = text.find(std::string_view(what).substr(open + 1, close - open - 1));
+          at != std::string_view::npos) {
+        line = line_at(text, at);
+      }
+    }
+    doc.errors.push_back({file, line, "", "invalid JSON: " + what});
+    return doc;
   }
   LineScanner(text, doc).scan();
   return doc;

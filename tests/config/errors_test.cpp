@@ -272,6 +272,12 @@ TEST_CASE("syntax errors name the line") {
   CHECK(rendered(load_json("{\n  \"upstreams\": {\n    \"a\": {\"url\": \"http://h:1\"},\n  }\n}\n")) ==
         Lines{"test.json:4: invalid JSON: syntax error while parsing object key - unexpected "
               "'}'; expected string literal"});
+  // Found by fuzz/config_fuzzer (30-minute run): nlohmann::json throws out_of_range,
+  // not parse_error, for a number past double's range; it escaped as a crash.
+  CHECK(rendered(load_json("{\n  \"threads\": 1110000000000e004194\n}\n")) ==
+        Lines{"test.json:2: invalid JSON: number overflow parsing '1110000000000e004194'"});
+  CHECK(rendered(load_json("1e999")) ==
+        Lines{"test.json:1: invalid JSON: number overflow parsing '1e999'"});
   CHECK(rendered(load_yaml("upstreams:\n  a: {url: \"http://h:1\"\nlimits: 3\n")) ==
         Lines{"test.yaml:3: invalid YAML: end of map flow not found"});
   CHECK(rendered(load_yaml("- a\n- b\n")) ==
