@@ -221,7 +221,7 @@ void redis_outage(const std::string& name, const std::function<void(RedisServer&
   REQUIRE(first_failed);
   CHECK(*first_failed < kRedisTimeout + kLatencySlack);
   CHECK(metric(during, kFallback) == 1);
-  CHECK(metric(during, "phlow_gateway_redis_fallback_transitions_total{to=\"fallback\"}") >= 1);
+  CHECK(metric(during, kToFallback) >= 1);
   CHECK(std::chrono::microseconds(outage_max) < kRedisTimeout + kLatencySlack);
   REQUIRE(back);
   CHECK(*back < 5s);
