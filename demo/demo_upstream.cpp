@@ -473,12 +473,14 @@ int main(int argc, char** argv) {
               << e.code().message() << '\n';
     return 1;
   }
-  const auto bound = acceptor.local_endpoint();
-  std::cout << "listening on " << bound << std::endl;
-
-  net::co_spawn(ioc, accept_loop(acceptor, stats), net::detached);
+  // The signal handler is installed before the "listening" line: a supervisor
+  // that sends SIGTERM right after reading it must get a clean exit 0.
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](error_code, int) { ioc.stop(); });
+  net::co_spawn(ioc, accept_loop(acceptor, stats), net::detached);
+
+  const auto bound = acceptor.local_endpoint();
+  std::cout << "listening on " << bound << std::endl;
 
   std::vector<std::thread> workers;
   for (int i = 1; i < options.threads; ++i) workers.emplace_back([&] { ioc.run(); });
