@@ -586,8 +586,7 @@ threads: 2
 access_log: stdout
 upstreams:
   app: { url: ")" + upstream.url() + R"(" }
-redis: { url: ")" + redis.url() + R"(" }
-limits:
+)" + exact_redis_yaml(redis.url()) + R"(limits:
   per_token: { requests: 3, window: 1m, key: token_hash }
   per_agent: { requests: 3, window: 1m, key: agent_id }
   per_key: { requests: 3, window: 1m, key: api_key }

@@ -78,7 +78,7 @@ struct Backend {
     if (with_redis) redis.emplace();
   }
   std::string yaml() const {
-    return redis ? "redis: { url: \"" + redis->url() + "\" }\n" : "";
+    return redis ? exact_redis_yaml(redis->url()) : "";
   }
   // Requires that a Redis-backed gateway really decides in Redis.
   void require_connected(GatewayProcess& gateway) const {
@@ -313,9 +313,11 @@ TEST_CASE("e2e limits: two gateways share one Redis budget and fall back to memo
   DemoUpstream upstream;
   const std::string yaml = gateway_yaml(upstream, one_route(
       "  shared: { requests: 10, window: 1m, key: token_hash }\n", "[shared]") +
-      "redis: { url: \"" + redis.url() + "\" }\n");
+      exact_redis_yaml(redis.url()));
   GatewayProcess first(yaml, kNoRedis);
   GatewayProcess second(yaml, kNoRedis);
+  REQUIRE(first.process().wait_for_output("Connected to Redis", std::chrono::seconds(5)));
+  REQUIRE(second.process().wait_for_output("Connected to Redis", std::chrono::seconds(5)));
   INFO(first.process().output());
   INFO(second.process().output());
   const HeaderList token = {{"Authorization", "Bearer redis-token"}};
@@ -389,7 +391,7 @@ TEST_CASE("e2e limits: when Redis comes back the gateway says so once and decide
   DemoUpstream upstream;
   GatewayProcess gateway(gateway_yaml(upstream, one_route(
       "  shared: { requests: 3, window: 1m, key: token_hash }\n", "[shared]") +
-      "redis: { url: \"" + redis.url() + "\" }\n"), kNoRedis);
+      exact_redis_yaml(redis.url())), kNoRedis);
   INFO(gateway.process().output());
   REQUIRE(gateway.process().wait_for_output("Connected to Redis", std::chrono::seconds(5)));
   redis.kill();

@@ -303,7 +303,7 @@ TEST_CASE("e2e ops: admin inspects and resets a limit in memory and in Redis") {
       gateway_yaml(upstream, kAuthRoutes +
                                  "admin: { listen: \"127.0.0.1:0\", token: \"" + admin_token +
                                  "\" }\n" +
-                                 (redis ? "redis: { url: \"" + redis->url() + "\" }\n" : "")),
+                                 (redis ? exact_redis_yaml(redis->url()) : "")),
       kNoRedis);
   INFO(gateway.process().output());
   if (redis) REQUIRE(gateway.process().wait_for_output("Connected to Redis", 5s));
@@ -365,7 +365,7 @@ TEST_CASE("e2e ops: a reset during a Redis outage lifts the rejection the fallba
   RedisServer redis;
   DemoUpstream upstream;
   GatewayProcess gateway(
-      gateway_yaml(upstream, kAuthRoutes + "redis: { url: \"" + redis.url() + "\" }\n"), kNoRedis);
+      gateway_yaml(upstream, kAuthRoutes + exact_redis_yaml(redis.url())), kNoRedis);
   INFO(gateway.process().output());
   REQUIRE(gateway.process().wait_for_output("Connected to Redis", 5s));
   const auto admin = gateway.admin_port();
@@ -401,8 +401,8 @@ TEST_CASE("e2e ops: secrets are redacted from admin config and never logged or e
                    "  keyed: { requests: 3, window: 1m, key: api_key }\n"
                    "routes:\n  - match: { path_prefix: / }\n    upstream: app\n"
                    "    limits: [auth, keyed]\n"
-                   "identifiers:\n  api_key: { header: X-API-Key, query: api_key }\n"
-                   "redis: { url: \"" + redis.url(":redis-pass-4711") + "\" }\n"
+                   "identifiers:\n  api_key: { header: X-API-Key, query: api_key }\n" +
+                   exact_redis_yaml(redis.url(":redis-pass-4711")) +
                    "admin: { listen: \"127.0.0.1:0\", token: \"" + admin_token + "\" }\n",
                    "\"" + log_path + "\""),
       kNoRedis);

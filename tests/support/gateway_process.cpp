@@ -50,4 +50,8 @@ RunResult run_gateway(std::vector<std::string> args, EnvVars env) {
   return result;
 }
 
+std::string exact_redis_yaml(const std::string& url) {
+  return "redis: { url: \"" + url + "\", timeout: 1s }\n";
+}
+
 }  // namespace phlow::test

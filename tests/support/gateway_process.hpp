@@ -38,6 +38,11 @@ class GatewayProcess {
   std::uint16_t admin_port_ = 0;
 };
 
+// A `redis:` config section for tests that count exactly in Redis. Each check gets
+// 1 s instead of the default 50 ms: on a loaded machine a late check is decided in
+// memory by design (docs/RELIABILITY.md), which only the fault tests should measure.
+std::string exact_redis_yaml(const std::string& url);
+
 // Runs phlow-gateway with `args` to completion (at most 10 s) and returns
 // {exit code, stdout, stderr}.
 struct RunResult {
