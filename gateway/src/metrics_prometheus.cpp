@@ -119,6 +119,12 @@ void redis(std::string& out, const Totals& t, const GlobalStats& g) {
          "Switches between Redis and the in-memory fallback, by the side switched to.");
   sample(out, "redis_fallback_transitions_total", {{"to", "fallback"}}, g.fallback_transitions);
   sample(out, "redis_fallback_transitions_total", {{"to", "redis"}}, g.recoveries);
+  family(out, "redis_live_gateways", "gauge",
+         "Gateway instances last seen live in Redis (0 until this one has been seen).");
+  sample(out, "redis_live_gateways", {}, g.live_gateways);
+  family(out, "redis_fallback_share", "gauge",
+         "During fallback each limit is divided by this (redis.fallback_share).");
+  sample(out, "redis_fallback_share", {}, g.fallback_share);
 }
 
 void upstream(std::string& out, const Totals& t) {

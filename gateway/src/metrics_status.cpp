@@ -67,6 +67,8 @@ json redis_json(const Totals& t, const GlobalStats& g) {
   return {{"state", state},
           {"fallback_transitions", g.fallback_transitions},
           {"recoveries", g.recoveries},
+          {"live_gateways", g.live_gateways},
+          {"fallback_share", g.fallback_share},
           {"checks", t.redis_check.count},
           {"errors", std::move(errors)}};
 }

@@ -7,7 +7,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdio>
+#include <random>
 #include <thread>
 
 #include "config/loader.hpp"
@@ -22,6 +26,15 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 namespace {
+
+// How this instance appears in Redis' presence set: readable in redis-cli, unique
+// even for containers that share a hostname and a pid.
+std::string presence_member() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
+  std::random_device random;
+  return fmt::format("{}:{}:{:08x}", host, ::getpid(), random());
+}
 
 std::string redis_endpoint(const std::string& url) {
   auto parsed = limiter::parse_redis_url(url);
@@ -49,6 +62,7 @@ Server::Server(std::shared_ptr<const config::Config> config, std::string config_
       memory_(std::make_shared<limiter::MemoryBackend>()) {
   if (!config_->redis.url.empty()) {
     redis_health_ = std::make_shared<limiter::RedisHealth>(redis_endpoint(config_->redis.url));
+    fallback_share_ = config_->redis.fallback_share;
   }
 }
 
@@ -78,6 +92,8 @@ GlobalStats Server::global_stats() const {
   g.in_fallback = redis_health_ && redis_health_->state() != limiter::RedisState::connected;
   g.fallback_transitions = redis_health_ ? redis_health_->fallback_transitions() : 0;
   g.recoveries = redis_health_ ? redis_health_->recovery_transitions() : 0;
+  g.live_gateways = redis_health_ ? redis_health_->live_instances() : 0;
+  g.fallback_share = limiter::fallback_divisor(fallback_share_, redis_health_.get());
   g.reloads_ok = reloads_ok_.load();
   g.reloads_failed = reloads_failed_.load();
   g.config_generation = current_snapshot()->generation;
@@ -168,6 +184,8 @@ int Server::run() {
         std::make_unique<Worker>(*this, snapshot, memory_, redis_health_, access_log_));
   }
   if (redis_health_) {
+    workers_.front()->start_presence(config_->redis.key_prefix + std::string(limiter::kPresenceKeySuffix),
+                                     presence_member());
     // Bounded: the first checks should not fall back only because connecting is slow.
     redis_health_->wait_settled(std::chrono::milliseconds(1100));
   } else {

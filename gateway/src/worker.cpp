@@ -55,7 +55,16 @@ Worker::Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
   const config::Config& cfg = *snapshot_->config;
   limiter_ = std::make_unique<limiter::FallbackBackend>(
       io_.get_executor(), std::move(memory), make_redis(io_.get_executor(), cfg, redis_health),
-      failure_mode(cfg.redis.on_failure));
+      failure_mode(cfg.redis.on_failure), cfg.redis.fallback_share);
+  // The thread runs from here on, before the worker accepts: the Redis connection is
+  // made meanwhile, so that the server can wait for it before it listens.
+  thread_ = std::thread([this] {
+    try {
+      io_.run();
+    } catch (const std::exception& e) {
+      spdlog::critical("worker stopped by an unexpected error: {}", e.what());
+    }
+  });
 }
 
 Worker::~Worker() {
@@ -64,15 +73,16 @@ Worker::~Worker() {
 }
 
 void Worker::start(tcp::acceptor acceptor) {
-  acceptor_ = std::make_unique<tcp::acceptor>(std::move(acceptor));
-  net::co_spawn(io_, accept_loop(), net::detached);
-  if (access_log_) net::co_spawn(io_, flush_access_log(), net::detached);
-  thread_ = std::thread([this] {
-    try {
-      io_.run();
-    } catch (const std::exception& e) {
-      spdlog::critical("worker stopped by an unexpected error: {}", e.what());
-    }
+  net::post(io_, [this, a = std::move(acceptor)]() mutable {
+    acceptor_ = std::make_unique<tcp::acceptor>(std::move(a));
+    net::co_spawn(io_, accept_loop(), net::detached);
+    if (access_log_) net::co_spawn(io_, flush_access_log(), net::detached);
+  });
+}
+
+void Worker::start_presence(std::string key, std::string member) {
+  net::post(io_, [this, key = std::move(key), member = std::move(member)]() mutable {
+    if (limiter_->redis()) limiter_->redis()->start_presence(std::move(key), std::move(member));
   });
 }
 

@@ -68,11 +68,23 @@ Decision failure_decision(std::span<const Descriptor> descriptors, FailureMode m
 
 FallbackBackend::FallbackBackend(boost::asio::any_io_executor executor,
                                  std::shared_ptr<MemoryBackend> memory,
-                                 std::unique_ptr<RedisBackend> redis, FailureMode on_failure)
+                                 std::unique_ptr<RedisBackend> redis, FailureMode on_failure,
+                                 std::uint32_t fallback_share)
     : executor_(std::move(executor)),
       memory_(std::move(memory)),
       redis_(std::move(redis)),
-      on_failure_(on_failure) {}
+      on_failure_(on_failure),
+      fallback_share_(fallback_share) {}
+
+std::uint32_t fallback_divisor(std::uint32_t configured, const RedisHealth* health) {
+  if (health == nullptr) return 1;
+  if (configured != 0) return configured;
+  return std::max<std::uint32_t>(health->live_instances(), 1);
+}
+
+std::uint32_t FallbackBackend::share() const {
+  return fallback_divisor(fallback_share_, redis_ ? redis_->health().get() : nullptr);
+}
 
 std::optional<Decision> FallbackBackend::try_check_now(std::span<const Descriptor> descriptors) {
   if (!redis_) return memory_->check(descriptors);
@@ -82,13 +94,15 @@ std::optional<Decision> FallbackBackend::try_check_now(std::span<const Descripto
 
 namespace {
 
-// The in-memory fallback, except that keys Redis was rejecting stay rejected until
-// the time Redis gave; such a request consumes nothing in memory.
+// The in-memory fallback (enforcing each limit's `share`), except that keys Redis was
+// rejecting stay rejected until the time Redis gave; such a request consumes nothing
+// in memory.
 Decision decide_without_redis(MemoryBackend& memory, const RejectedKeys& rejected,
-                              std::span<const Descriptor> descriptors, FailureMode mode) {
+                              std::span<const Descriptor> descriptors, FailureMode mode,
+                              std::uint32_t share) {
   const std::int64_t now_ms = memory.now_us() / 1000;
   if (mode != FailureMode::fallback) return failure_decision(descriptors, mode, now_ms);
-  if (rejected.empty()) return memory.check(descriptors);
+  if (rejected.empty()) return memory.check(descriptors, share);
   std::array<std::int64_t, kMaxLimitsPerCheck> until{};
   const std::size_t n = std::min(descriptors.size(), kMaxLimitsPerCheck);
   bool blocked = false;
@@ -97,14 +111,14 @@ Decision decide_without_redis(MemoryBackend& memory, const RejectedKeys& rejecte
     until[i] = rejected.rejected_until(descriptors[i].key, now_ms);
     blocked = blocked || until[i] != 0;
   }
-  if (!blocked) return memory.check(descriptors);
+  if (!blocked) return memory.check(descriptors, share);
   Decision d;
   d.source = DecisionSource::memory;
   d.now_ms = now_ms;
   d.count = n;
   for (std::size_t i = 0; i < n; ++i) {
     LimitResult& r = d.results[i];
-    r = memory.peek(descriptors[i]);
+    r = memory.peek(descriptors[i], share);
     if (until[i] == 0) continue;
     r.allowed = false;
     r.remaining = 0;
@@ -127,7 +141,7 @@ StoreFailure store_failure_of(const boost::system::error_code& ec) {
 }  // namespace
 
 Decision FallbackBackend::on_redis_failure(std::span<const Descriptor> descriptors) {
-  Decision d = decide_without_redis(*memory_, *rejected_, descriptors, on_failure_);
+  Decision d = decide_without_redis(*memory_, *rejected_, descriptors, on_failure_, share());
   d.store_failure = StoreFailure::not_connected;
   return d;
 }
@@ -140,9 +154,10 @@ void FallbackBackend::start_check(std::span<const Descriptor> descriptors,
   }
   redis_->async_check(descriptors, true,
                       [memory = memory_, rejected = rejected_, mode = on_failure_, descriptors,
+                       share = share(),
                        h = std::move(handler)](boost::system::error_code ec, Decision d) mutable {
                         if (ec) {
-                          d = decide_without_redis(*memory, *rejected, descriptors, mode);
+                          d = decide_without_redis(*memory, *rejected, descriptors, mode, share);
                           d.store_failure = store_failure_of(ec);
                         } else if (mode == FailureMode::fallback &&
                                    (!d.allowed || !rejected->empty())) {

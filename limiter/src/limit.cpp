@@ -1,5 +1,6 @@
 #include "limiter/limit.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace phlow::limiter {
@@ -18,6 +19,17 @@ std::string_view to_string(Algorithm algorithm) {
     case Algorithm::token_bucket: return "token_bucket";
   }
   return "unknown";
+}
+
+Limit share_of(const Limit& limit, std::uint32_t share) {
+  Limit part;
+  part.window_ms = limit.window_ms;
+  part.algorithm = limit.algorithm;
+  part.shadow = limit.shadow;
+  const std::int64_t n = std::max<std::int64_t>(share, 1);
+  part.requests = std::max<std::int64_t>(limit.requests / n, 1);
+  part.burst = limit.burst > 0 ? std::max<std::int64_t>(limit.burst / n, 1) : 0;
+  return part;
 }
 
 std::string validate(const Limit& limit) {

@@ -4,6 +4,7 @@
 #include <array>
 #include <climits>
 #include <functional>
+#include <optional>
 
 namespace phlow::limiter {
 namespace {
@@ -26,7 +27,9 @@ struct MemoryBackend::Shard {
     std::size_t name_hash = 0;
     bool used = false;
 
-    void remember(const Limit& limit) {
+    // `limit` is the limit as enforced (maybe a share, without a name); `name` the
+    // configured limit's name.
+    void remember(const Limit& limit, std::string_view name) {
       if (used && params.requests == limit.requests && params.window_ms == limit.window_ms &&
           params.algorithm == limit.algorithm && params.burst == limit.burst) {
         return;
@@ -35,7 +38,7 @@ struct MemoryBackend::Shard {
       params.window_ms = limit.window_ms;
       params.algorithm = limit.algorithm;
       params.burst = limit.burst;
-      name_hash = hash_key(limit.name);
+      name_hash = hash_key(name);
       used = true;
     }
   };
@@ -122,6 +125,10 @@ MemoryBackend::Shard& MemoryBackend::shard_for(std::size_t hash) const {
 }
 
 Decision MemoryBackend::check(std::span<const Descriptor> descriptors) {
+  return check(descriptors, 1);
+}
+
+Decision MemoryBackend::check(std::span<const Descriptor> descriptors, std::uint32_t share) {
   Decision decision;
   decision.source = DecisionSource::memory;
   decision.count = std::min(descriptors.size(), kMaxLimitsPerCheck);
@@ -141,23 +148,33 @@ Decision MemoryBackend::check(std::span<const Descriptor> descriptors) {
   const auto last = std::unique(order.begin(), order.begin() + decision.count);
   for (auto it = order.begin(); it != last; ++it) (*it)->mutex.lock();
 
+  // The limits enforced: the configured ones, or (share > 1) their parts, built
+  // only then.
+  std::optional<std::array<Limit, kMaxLimitsPerCheck>> parts;
+  std::array<const Limit*, kMaxLimitsPerCheck> limits{};
+  if (share > 1) parts.emplace();
+  for (std::size_t i = 0; i < decision.count; ++i) {
+    limits[i] = descriptors[i].limit;
+    if (parts) limits[i] = &((*parts)[i] = share_of(*limits[i], share));
+  }
+
   std::array<Shard::Entry*, kMaxLimitsPerCheck> entries{};
   for (std::size_t i = 0; i < decision.count; ++i) {
     const Descriptor& d = descriptors[i];
     entries[i] = &shard_for(hashes[i]).find_or_create(d, hashes[i], keys_per_shard_, now_ms,
                                                        descriptors.first(decision.count));
-    entries[i]->remember(*d.limit);
-    decision.results[i] = evaluate(*d.limit, entries[i]->state, now_us);
+    entries[i]->remember(*limits[i], d.limit->name);
+    decision.results[i] = evaluate(*limits[i], entries[i]->state, now_us);
   }
   summarize(decision);
   if (decision.allowed) {
     for (std::size_t i = 0; i < decision.count; ++i) {
       if (!decision.results[i].allowed) continue;  // a shadow rejection consumes nothing
-      consume(*descriptors[i].limit, entries[i]->state, now_us);
+      consume(*limits[i], entries[i]->state, now_us);
     }
   }
   for (std::size_t i = 0; i < decision.count; ++i) {
-    entries[i]->expires_ms = expires_at_ms(*descriptors[i].limit, entries[i]->state);
+    entries[i]->expires_ms = expires_at_ms(*limits[i], entries[i]->state);
   }
   for (auto it = order.begin(); it != last; ++it) {
     if (now_ms >= (*it)->next_sweep_ms) (*it)->sweep(now_ms, descriptors.first(decision.count));
@@ -174,12 +191,15 @@ void MemoryBackend::reset(std::string_view key) {
   }
 }
 
-LimitResult MemoryBackend::peek(const Descriptor& d) {
+LimitResult MemoryBackend::peek(const Descriptor& d) { return peek(d, 1); }
+
+LimitResult MemoryBackend::peek(const Descriptor& d, std::uint32_t share) {
   const std::int64_t now_us = clock_->now_us();
   Shard& shard = shard_for(hash_key(d.key));
   std::lock_guard lock(shard.mutex);
   LimitState state;
   if (auto it = shard.entries.find(d.key); it != shard.entries.end()) state = it->second.state;
+  if (share > 1) return evaluate(share_of(*d.limit, share), state, now_us);
   return evaluate(*d.limit, state, now_us);
 }
 

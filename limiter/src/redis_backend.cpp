@@ -2,8 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <algorithm>
 #include <atomic>
+#include <limits>
 
 #include "redis/check_command.hpp"
 #include "redis/check_script.hpp"
@@ -41,7 +44,57 @@ void finish_check(error_code ec, const Value& v, std::span<const Descriptor> des
   std::move(handler)(ec, d);
 }
 
+// KEYS[1] the presence set, ARGV[1] this instance, ARGV[2] kPresenceLive in ms.
+// Returns the number of instances seen within kPresenceLive, this one included.
+constexpr std::string_view kPresenceScript = R"lua(
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local live = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - live)
+redis.call('PEXPIRE', KEYS[1], live)
+return redis.call('ZCARD', KEYS[1])
+)lua";
+
 }  // namespace
+
+// Owned by the backend and by its pending timer and command, so that a stop() with
+// either in flight leaves nothing dangling.
+struct RedisBackend::Presence : std::enable_shared_from_this<Presence> {
+  Presence(std::shared_ptr<redis::Connection> c, std::shared_ptr<RedisHealth> h, std::string k,
+           std::string m, std::chrono::milliseconds t)
+      : connection(std::move(c)), health(std::move(h)), key(std::move(k)), member(std::move(m)),
+        timeout(t), timer(connection->executor()) {}
+
+  void tick() {
+    if (stopped) return;
+    if (connection->ready()) {
+      command.clear();
+      redis::CommandWriter(command, 6)
+          .arg("EVAL").arg(kPresenceScript).arg(1).arg(key).arg(member).arg(kPresenceLive.count());
+      connection->exec(command, redis::Clock::now() + timeout,
+                       [self = shared_from_this()](error_code ec, Value v) {
+                         if (ec || v.type != Value::Type::integer || v.integer < 1) return;
+                         self->health->set_live_instances(static_cast<std::uint32_t>(std::min<std::int64_t>(
+                             v.integer, std::numeric_limits<std::uint32_t>::max())));
+                       });
+    }
+    timer.expires_after(kPresenceInterval);
+    timer.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec) self->tick();
+    });
+  }
+
+  std::shared_ptr<redis::Connection> connection;
+  std::shared_ptr<RedisHealth> health;
+  std::string key;
+  std::string member;
+  std::chrono::milliseconds timeout;
+  boost::asio::steady_timer timer;
+  std::string command;
+  bool stopped = false;
+};
 
 RedisBackend::RedisBackend(boost::asio::any_io_executor executor, RedisOptions options,
                            std::shared_ptr<RedisHealth> health)
@@ -58,7 +111,20 @@ RedisBackend::RedisBackend(boost::asio::any_io_executor executor, RedisOptions o
 RedisBackend::~RedisBackend() { stop(); }
 
 void RedisBackend::start() { connection_->start(); }
-void RedisBackend::stop() { connection_->stop(); }
+void RedisBackend::stop() {
+  if (presence_) {
+    presence_->stopped = true;
+    presence_->timer.cancel();
+  }
+  connection_->stop();
+}
+
+void RedisBackend::start_presence(std::string key, std::string member) {
+  if (presence_) return;
+  presence_ = std::make_shared<Presence>(connection_, health_, std::move(key), std::move(member),
+                                         options_.timeout);
+  presence_->tick();
+}
 bool RedisBackend::ready() const { return connection_->ready(); }
 
 void RedisBackend::async_check(std::span<const Descriptor> descriptors, bool consume,

@@ -15,6 +15,7 @@
 #include <atomic>
 
 #include "limiter/descriptor.hpp"
+#include "metrics_scrape.hpp"
 #include "support/demo_upstream.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
@@ -30,6 +31,16 @@ const EnvVars kNoRedis = {{"REDIS_URL", ""}};
 std::string gateway_yaml(const DemoUpstream& upstream, const std::string& rest) {
   return "listen: \"127.0.0.1:0\"\nthreads: 1\naccess_log: \"off\"\nupstreams:\n  app: { url: \"" +
          upstream.url() + "\" }\n" + rest;
+}
+
+// Waits (5 s at most) until the gateway's /metrics shows `value` for `sample`.
+bool wait_for_metric(GatewayProcess& gateway, const std::string& sample, double value) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    if (metric(scrape(gateway.admin_port()), sample) == value) return true;
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 // One route "/" with `route_limits` ("[a, b]") after the `limits:` section `limits`.
@@ -370,20 +381,78 @@ TEST_CASE("e2e limits: two gateways share one Redis budget and fall back to memo
   CHECK(score < now_ms + 2'000);
   CHECK(std::stoll(redis.command({"PTTL", key})) > 0);
 
+  // Each gateway writes itself into the presence set; both see 2 live gateways, so
+  // that during an outage each enforces half of every limit (fallback_share: auto).
+  for (GatewayProcess* gateway : {&first, &second}) {
+    CHECK(wait_for_metric(*gateway, "phlow_gateway_redis_live_gateways", 2));
+    CHECK(metric(scrape(gateway->admin_port()), "phlow_gateway_redis_fallback_share") == 2);
+  }
+  CHECK(redis.command({"ZCARD", "phlow:ratelimit:gateways"}) == "2");
+  CHECK(std::stoll(redis.command({"PTTL", "phlow:ratelimit:gateways"})) > 0);
+
   redis.kill();
   const HeaderList other = {{"Authorization", "Bearer after-redis"}};
   for (GatewayProcess* gateway : {&first, &second}) {
-    CHECK(count_allowed(gateway->port(), 12, other) == 10);
+    const HttpResponse r = http_request(gateway->port(), "GET", "/", other);
+    CHECK(r.status == 200);
+    CHECK(r.header("X-RateLimit-Limit") == "5");  // the part this instance enforces
+    CHECK(count_allowed(gateway->port(), 12, other) == 4);
     REQUIRE(gateway->process().wait_for_output(
         "Failed to connect to Redis, falling back to in-memory rate limiting",
         std::chrono::seconds(5)));
   }
-  CHECK(count_allowed(first.port(), 3, {{"Authorization", "Bearer late"}}) == 3);
+  CHECK(count_allowed(first.port(), 6, {{"Authorization", "Bearer late"}}) == 5);
   for (GatewayProcess* gateway : {&first, &second}) {
     CHECK(count_occurrences(gateway->process().output(),
                             "Failed to connect to Redis, falling back to in-memory rate limiting") ==
           1);
   }
+}
+
+TEST_CASE("e2e limits: the gateway connects to Redis before it listens - the first request is decided there") {
+  RedisServer redis;
+  DemoUpstream upstream;
+  const auto started = std::chrono::steady_clock::now();
+  GatewayProcess gateway(gateway_yaml(upstream, one_route(
+      "  shared: { requests: 5, window: 1m, key: token_hash }\n", "[shared]") +
+      exact_redis_yaml(redis.url())), kNoRedis);
+  const auto listening_after = std::chrono::steady_clock::now() - started;
+  const std::string log = gateway.process().output();
+  INFO(log);
+  // The log line of the connection comes before the one of the listener (the startup
+  // waits for Redis, at most 1.1 s, with the workers already running).
+  const auto connected = log.find("Connected to Redis");
+  REQUIRE(connected != std::string::npos);
+  CHECK(connected < log.find("phlow-gateway listening on"));
+  WARN("FIGURE gateway with Redis listening after "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(listening_after).count() << " ms");
+  const HttpResponse r = http_request(gateway.port(), "GET", "/", {{"Authorization", "Bearer first"}});
+  CHECK(r.status == 200);
+  CHECK(r.header("X-RateLimit-Remaining") == "4");
+  CHECK(redis.command({"ZCARD", "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("first")}) == "1");
+}
+
+TEST_CASE("e2e limits: a fixed fallback_share divides every limit while Redis is down") {
+  RedisServer redis;
+  DemoUpstream upstream;
+  GatewayProcess gateway(gateway_yaml(upstream, one_route(
+      "  shared: { requests: 8, window: 1m, key: token_hash }\n", "[shared]") +
+      "redis: { url: \"" + redis.url() + "\", timeout: 1s, fallback_share: 4 }\n"), kNoRedis);
+  INFO(gateway.process().output());
+  REQUIRE(gateway.process().wait_for_output("Connected to Redis", std::chrono::seconds(5)));
+  CHECK(metric(scrape(gateway.admin_port()), "phlow_gateway_redis_fallback_share") == 4);
+  // Connected: the whole limit, in Redis.
+  CHECK(count_allowed(gateway.port(), 10, {{"Authorization", "Bearer before"}}) == 8);
+  redis.kill();
+  const HeaderList during = {{"Authorization", "Bearer during"}};
+  const HttpResponse first = http_request(gateway.port(), "GET", "/", during);
+  CHECK(first.status == 200);
+  CHECK(first.header("X-RateLimit-Limit") == "2");
+  CHECK(first.header("X-RateLimit-Remaining") == "1");
+  CHECK(count_allowed(gateway.port(), 5, during) == 1);
+  const HttpResponse rejected = http_request(gateway.port(), "GET", "/", during);
+  CHECK(rejected.status == 429);
+  CHECK(nlohmann::json::parse(rejected.body).at("limit") == "shared");
 }
 
 TEST_CASE("e2e limits: when Redis comes back the gateway says so once and decides in Redis again") {

@@ -129,3 +129,35 @@ TEST_CASE("memory: entries outlive the Limit objects that created them (config r
   }
   CHECK(memory.size() <= 4);
 }
+
+TEST_CASE("memory: a share enforces limit over N of every algorithm - at least 1") {
+  CHECK(share_of(log_limit(10), 3).requests == 3);
+  CHECK(share_of(log_limit(10), 1).requests == 10);
+  CHECK(share_of(log_limit(2), 5).requests == 1);
+  Limit bucket{.name = "b", .requests = 10, .window_ms = 60'000,
+               .algorithm = Algorithm::token_bucket, .burst = 6};
+  CHECK(share_of(bucket, 2).requests == 5);
+  CHECK(share_of(bucket, 2).burst == 3);
+  CHECK(share_of(bucket, 2).quota() == 3);
+  CHECK(share_of(bucket, 100).burst == 1);
+
+  auto clock = std::make_shared<ManualClock>();
+  MemoryBackend memory(clock);
+  for (Algorithm a : {Algorithm::sliding_log, Algorithm::sliding_window, Algorithm::token_bucket}) {
+    Limit limit{.name = std::string(to_string(a)), .requests = 10, .window_ms = 60'000,
+                .algorithm = a};
+    const Descriptor d{&limit, build_key("share:", limit.name, "x")};
+    INFO(to_string(a));
+    int allowed = 0;
+    for (int i = 0; i < 10; ++i) {
+      const Decision decision = memory.check(std::span(&d, 1), 3);
+      if (decision.allowed) ++allowed;
+      CHECK(decision.results[0].limit == 3);  // the part this instance enforces
+    }
+    CHECK(allowed == 3);
+    CHECK(memory.peek(d, 3).allowed == false);
+    // Counted requests keep counting under the whole limit (a bucket's time is spent
+    // at the part's slower rate: it may count as more, never as less).
+    if (a != Algorithm::token_bucket) CHECK(memory.peek(d).remaining == 6);
+  }
+}

@@ -140,6 +140,8 @@ struct GlobalStats {
   bool redis_configured = false;
   bool in_fallback = false;
   std::uint64_t fallback_transitions = 0, recoveries = 0;
+  std::uint32_t live_gateways = 0;   // instances last seen live in Redis (0: not yet)
+  std::uint32_t fallback_share = 1;  // limits are divided by this during fallback
   std::uint64_t reloads_ok = 0, reloads_failed = 0, config_generation = 0;
   double uptime_seconds = 0;
   std::string version;

@@ -65,6 +65,8 @@ class Server {
   std::atomic<std::uint64_t> reloads_failed_{0};
   std::shared_ptr<limiter::MemoryBackend> memory_;
   std::shared_ptr<limiter::RedisHealth> redis_health_;
+  // redis.fallback_share as started (Redis settings change only with a restart).
+  std::uint32_t fallback_share_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> draining_{false};
   std::atomic<std::uint64_t> open_connections_{0};

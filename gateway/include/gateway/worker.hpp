@@ -3,6 +3,7 @@
 // limiter front (own Redis connection), its upstream pool and its config snapshot.
 // Everything here is touched only on the worker's thread.
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
@@ -41,7 +42,9 @@ class Worker {
   AccessLogBuffer* access_log() { return access_log_.get(); }
 
   // Takes over a bound, listening acceptor and accepts on it until stop_accepting().
-  void start(boost::asio::ip::tcp::acceptor acceptor);
+  void start(boost::asio::ip::tcp::acceptor acceptor);  // thread-safe
+  // Registers this gateway in Redis' presence set (RedisBackend::start_presence).
+  void start_presence(std::string key, std::string member);  // thread-safe
   // Serves the connections the kernel has already completed, then closes the acceptor.
   void stop_accepting();                                       // thread-safe
   void replace_snapshot(std::shared_ptr<const Snapshot> next);  // thread-safe
@@ -77,6 +80,9 @@ class Worker {
   // Only this worker's thread touches its sockets and timers (other threads post), so
   // the reactor's per-descriptor locking is off; posting from other threads stays safe.
   boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  // Keeps io_.run() going until stop(), also before there is anything to do.
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
+      boost::asio::make_work_guard(io_);
   std::shared_ptr<const Snapshot> snapshot_;
   std::unique_ptr<limiter::FallbackBackend> limiter_;
   WorkerStats stats_;  // before pool_, which counts into it

@@ -56,9 +56,13 @@ class RejectedKeys {
 
 class FallbackBackend {
  public:
-  // `redis` may be null: limits are then in memory only.
+  // `redis` may be null: limits are then in memory only. While Redis fails, the
+  // in-memory fallback enforces share_of(limit, N) of each limit: N is
+  // `fallback_share`, or with 0 (auto) the instances last seen live in Redis
+  // (RedisHealth::live_instances, at least 1).
   FallbackBackend(boost::asio::any_io_executor executor, std::shared_ptr<MemoryBackend> memory,
-                  std::unique_ptr<RedisBackend> redis, FailureMode on_failure);
+                  std::unique_ptr<RedisBackend> redis, FailureMode on_failure,
+                  std::uint32_t fallback_share = 1);
 
   // The decision when it needs no I/O (no Redis configured, or Redis down), else
   // nullopt: then call async_check.
@@ -83,6 +87,8 @@ class FallbackBackend {
   void forget_rejection(std::string_view key) { rejected_->forget(key); }
   RedisBackend* redis() { return redis_.get(); }
   FailureMode on_failure() const { return on_failure_; }
+  // N of share_of(limit, N) while Redis fails (1 without Redis).
+  std::uint32_t share() const;
 
  private:
   void start_check(std::span<const Descriptor> descriptors,
@@ -95,7 +101,12 @@ class FallbackBackend {
   std::shared_ptr<RejectedKeys> rejected_ = std::make_shared<RejectedKeys>();
   std::unique_ptr<RedisBackend> redis_;
   FailureMode on_failure_;
+  std::uint32_t fallback_share_;
 };
+
+// N of share_of(limit, N) while Redis fails: `configured` (redis.fallback_share), or
+// with 0 (auto) the instances last seen live in Redis, at least 1. 1 without Redis.
+std::uint32_t fallback_divisor(std::uint32_t configured, const RedisHealth* health);
 
 // The decision `mode` gives when the store failed (allow or deny everything).
 Decision failure_decision(std::span<const Descriptor> descriptors, FailureMode mode,

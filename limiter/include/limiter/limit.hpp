@@ -33,6 +33,11 @@ struct Limit {
   }
 };
 
+// The part of `limit` one of `share` instances enforces while Redis is unreachable
+// (redis.fallback_share): requests and burst divided by `share`, at least 1 each.
+// The name is left empty: algorithms do not read it.
+Limit share_of(const Limit& limit, std::uint32_t share);
+
 // Returns an empty string when `limit` is usable, else what is wrong with it.
 std::string validate(const Limit& limit);
 

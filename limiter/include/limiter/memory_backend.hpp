@@ -32,6 +32,10 @@ class MemoryBackend final : public RateLimitBackend {
   Decision check(std::span<const Descriptor> descriptors) override;
   void reset(std::string_view key) override;
   LimitResult peek(const Descriptor& descriptor) override;
+  // The same, enforcing share_of(limit, share) of each limit (the Redis fallback's
+  // part of a budget several instances share). share <= 1 is the whole limit.
+  Decision check(std::span<const Descriptor> descriptors, std::uint32_t share);
+  LimitResult peek(const Descriptor& descriptor, std::uint32_t share);
 
   std::size_t size() const;  // keys held, for tests and metrics
   std::int64_t now_us() const { return clock_->now_us(); }

@@ -29,6 +29,12 @@ class Connection;
 inline constexpr int kStallDeadlines = 4;
 inline constexpr std::chrono::milliseconds kMinStall{200};
 
+// Presence: each instance writes itself into one sorted set every kPresenceInterval;
+// the members written within kPresenceLive are the live instances.
+inline constexpr std::chrono::milliseconds kPresenceInterval{1000};
+inline constexpr std::chrono::milliseconds kPresenceLive{5000};
+inline constexpr std::string_view kPresenceKeySuffix = "gateways";
+
 struct RedisOptions {
   RedisUrl url;
   std::chrono::milliseconds timeout{50};            // deadline of one check
@@ -60,11 +66,21 @@ class RedisBackend {
   // Deletes `key`.
   void async_reset(std::string_view key, ResetHandler handler);
 
+  // Every kPresenceInterval while connected: adds `member` to the sorted set `key`
+  // scored by the Redis server's time, drops members older than kPresenceLive, and
+  // stores how many remain in the RedisHealth (live_instances). Runs until stop().
+  // One instance calls it once (the gateway: its first worker).
+  void start_presence(std::string key, std::string member);
+
+  std::shared_ptr<RedisHealth> health() const { return health_; }
+
  private:
+  struct Presence;
   RedisOptions options_;
   std::shared_ptr<RedisHealth> health_;
   std::shared_ptr<redis::Connection> connection_;
   std::string command_;  // reused for every command this thread sends
+  std::shared_ptr<Presence> presence_;
 };
 
 }  // namespace phlow::limiter

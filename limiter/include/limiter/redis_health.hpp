@@ -43,6 +43,12 @@ class RedisHealth {
   std::uint64_t fallback_transitions() const { return to_fallback_.load(); }
   std::uint64_t recovery_transitions() const { return to_connected_.load(); }
 
+  // Gateway instances last seen live in Redis (RedisBackend::start_presence), 0 until
+  // one presence call has succeeded. Kept while Redis is down: it is what the
+  // fallback divides limits by with `fallback_share: auto`.
+  std::uint32_t live_instances() const { return live_instances_.load(std::memory_order_relaxed); }
+  void set_live_instances(std::uint32_t n) { live_instances_.store(n, std::memory_order_relaxed); }
+
  private:
   std::string endpoint_;
   bool log_transitions_;
@@ -52,6 +58,7 @@ class RedisHealth {
   std::atomic<RedisState> state_{RedisState::connecting};
   std::atomic<std::uint64_t> to_fallback_{0};
   std::atomic<std::uint64_t> to_connected_{0};
+  std::atomic<std::uint32_t> live_instances_{0};
 };
 
 }  // namespace phlow::limiter
