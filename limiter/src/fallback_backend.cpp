@@ -83,7 +83,7 @@ std::uint32_t fallback_divisor(std::uint32_t configured, const RedisHealth* heal
 }
 
 std::uint32_t FallbackBackend::share() const {
-  return fallback_divisor(fallback_share_, redis_ ? redis_->health().get() : nullptr);
+  return fallback_divisor(fallback_share_, redis_ ? redis_->health() : nullptr);
 }
 
 std::optional<Decision> FallbackBackend::try_check_now(std::span<const Descriptor> descriptors) {

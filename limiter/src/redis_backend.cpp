@@ -76,8 +76,9 @@ struct RedisBackend::Presence : std::enable_shared_from_this<Presence> {
       connection->exec(command, redis::Clock::now() + timeout,
                        [self = shared_from_this()](error_code ec, Value v) {
                          if (ec || v.type != Value::Type::integer || v.integer < 1) return;
-                         self->health->set_live_instances(static_cast<std::uint32_t>(std::min<std::int64_t>(
-                             v.integer, std::numeric_limits<std::uint32_t>::max())));
+                         constexpr std::int64_t kMax = std::numeric_limits<std::uint32_t>::max();
+                         self->health->set_live_instances(
+                             static_cast<std::uint32_t>(std::min(v.integer, kMax)));
                        });
     }
     timer.expires_after(kPresenceInterval);
@@ -125,6 +126,7 @@ void RedisBackend::start_presence(std::string key, std::string member) {
                                          options_.timeout);
   presence_->tick();
 }
+
 bool RedisBackend::ready() const { return connection_->ready(); }
 
 void RedisBackend::async_check(std::span<const Descriptor> descriptors, bool consume,

@@ -72,7 +72,8 @@ class RedisBackend {
   // One instance calls it once (the gateway: its first worker).
   void start_presence(std::string key, std::string member);
 
-  std::shared_ptr<RedisHealth> health() const { return health_; }
+  // No shared_ptr copy: read on every check, by every worker.
+  const RedisHealth* health() const { return health_.get(); }
 
  private:
   struct Presence;
