@@ -183,6 +183,7 @@ int Server::run() {
     workers_.push_back(
         std::make_unique<Worker>(*this, snapshot, memory_, redis_health_, access_log_));
   }
+  for (auto& worker : workers_) worker->run();
   if (redis_health_) {
     workers_.front()->start_presence(config_->redis.key_prefix + std::string(limiter::kPresenceKeySuffix),
                                      presence_member());

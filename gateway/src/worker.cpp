@@ -56,8 +56,9 @@ Worker::Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
   limiter_ = std::make_unique<limiter::FallbackBackend>(
       io_.get_executor(), std::move(memory), make_redis(io_.get_executor(), cfg, redis_health),
       failure_mode(cfg.redis.on_failure), cfg.redis.fallback_share);
-  // The thread runs from here on, before the worker accepts: the Redis connection is
-  // made meanwhile, so that the server can wait for it before it listens.
+}
+
+void Worker::run() {
   thread_ = std::thread([this] {
     try {
       io_.run();

@@ -22,6 +22,8 @@ RedisHealth::RedisHealth(std::string endpoint, bool log_transitions)
 int RedisHealth::add_connection() {
   std::lock_guard lock(mutex_);
   up_.push_back(false);
+  // Not every connection is up any more: wait_settled() waits for this one too.
+  if (state_.load() == RedisState::connected) state_.store(RedisState::connecting);
   return static_cast<int>(up_.size()) - 1;
 }
 
@@ -52,7 +54,8 @@ void RedisHealth::report(int connection, bool up, const std::string& reason) {
   } else if (before == RedisState::fallback) {
     ++to_connected_;
     spdlog::info("Reconnected to Redis at {}, leaving in-memory fallback", endpoint_);
-  } else {
+  } else if (!announced_) {  // once: a connection added later connects silently
+    announced_ = true;
     spdlog::info("Connected to Redis at {}", endpoint_);
   }
 }

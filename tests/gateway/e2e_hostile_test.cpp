@@ -618,7 +618,11 @@ identifiers:
     }
     return present;
   }
-  long dbsize() const { return std::stol(redis.command({"DBSIZE"})); }
+  // Keys in Redis, but the gateways' presence set (phlow:ratelimit:gateways).
+  long dbsize() const {
+    return std::stol(redis.command({"DBSIZE"})) -
+           std::stol(redis.command({"EXISTS", "phlow:ratelimit:gateways"}));
+  }
 
   // The gateway's stdout (access log) and stderr, once the access log is flushed.
   std::string output() const {

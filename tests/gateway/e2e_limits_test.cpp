@@ -413,9 +413,16 @@ TEST_CASE("e2e limits: the gateway connects to Redis before it listens - the fir
   RedisServer redis;
   DemoUpstream upstream;
   const auto started = std::chrono::steady_clock::now();
-  GatewayProcess gateway(gateway_yaml(upstream, one_route(
-      "  shared: { requests: 5, window: 1m, key: token_hash }\n", "[shared]") +
-      exact_redis_yaml(redis.url())), kNoRedis);
+  std::string yaml = gateway_yaml(upstream,
+      "limits:\n"
+      "  shared: { requests: 5, window: 1m, key: token_hash }\n"
+      "  wide: { requests: 100, window: 1m, key: token_hash }\n"
+      "routes:\n"
+      "  - match: { path_prefix: /wide }\n    upstream: app\n    limits: [wide]\n"
+      "  - match: { path_prefix: / }\n    upstream: app\n    limits: [shared]\n" +
+      exact_redis_yaml(redis.url()));
+  yaml.replace(yaml.find("threads: 1"), 10, "threads: 4");  // every worker's connection
+  GatewayProcess gateway(yaml, kNoRedis);
   const auto listening_after = std::chrono::steady_clock::now() - started;
   const std::string log = gateway.process().output();
   INFO(log);
@@ -430,6 +437,15 @@ TEST_CASE("e2e limits: the gateway connects to Redis before it listens - the fir
   CHECK(r.status == 200);
   CHECK(r.header("X-RateLimit-Remaining") == "4");
   CHECK(redis.command({"ZCARD", "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("first")}) == "1");
+  // New connections spread over the 4 workers: each one's first check is in Redis too.
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 2; ++i) http_request(gateway.port(), "GET", "/wide", {{"Authorization", "Bearer spread"}});
+    });
+  }
+  for (auto& client : clients) client.join();
+  CHECK(redis.command({"ZCARD", "phlow:ratelimit:wide:" + phlow::limiter::sha256_hex("spread")}) == "16");
 }
 
 TEST_CASE("e2e limits: a fixed fallback_share divides every limit while Redis is down") {

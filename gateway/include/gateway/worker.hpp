@@ -41,6 +41,11 @@ class Worker {
   // Null when access_log is off: then no record is even formatted.
   AccessLogBuffer* access_log() { return access_log_.get(); }
 
+  // Starts the worker's thread, before it accepts: its Redis connection is made
+  // meanwhile, so that the server can wait for it before it listens. Call once every
+  // worker exists: a RedisHealth counts as connected when every connection
+  // registered so far is up.
+  void run();
   // Takes over a bound, listening acceptor and accepts on it until stop_accepting().
   void start(boost::asio::ip::tcp::acceptor acceptor);  // thread-safe
   // Registers this gateway in Redis' presence set (RedisBackend::start_presence).

@@ -30,7 +30,8 @@ class RedisHealth {
   // repeating the process's transition messages.
   explicit RedisHealth(std::string endpoint, bool log_transitions = true);
 
-  // Registers one connection; returns its id for report().
+  // Registers one connection; returns its id for report(). Until it reports up, the
+  // state is not `connected`.
   int add_connection();
   void report(int connection, bool up, const std::string& reason);
 
@@ -55,6 +56,7 @@ class RedisHealth {
   mutable std::mutex mutex_;  // taken on state changes only, never per request
   mutable std::condition_variable changed_;
   std::vector<bool> up_;
+  bool announced_ = false;  // "Connected to Redis" was logged
   std::atomic<RedisState> state_{RedisState::connecting};
   std::atomic<std::uint64_t> to_fallback_{0};
   std::atomic<std::uint64_t> to_connected_{0};
