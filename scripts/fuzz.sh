@@ -11,7 +11,7 @@ build=build-fuzz
 read -r -a targets <<<"${FUZZ_TARGETS:-config identifier resp request_path}"
 jobs=$(nproc 2>/dev/null || echo 2)
 
-CC=clang CXX=clang++ cmake -S . -B "$build" -DPHLOW_FUZZ=ON -DPHLOW_BUILD_TESTS=OFF \
+CC=clang CXX=clang++ cmake -S . -B "$build" -DPHLOW_FUZZ=ON -DPHLOW_WERROR=ON -DPHLOW_BUILD_TESTS=OFF \
   -DPHLOW_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$jobs" --target "${targets[@]/%/_fuzzer}"
 

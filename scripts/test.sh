@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test. The tests start their own redis-server on
-# free loopback ports. PHLOW_SANITIZE=1 builds into build-asan/ with ASan+UBSan.
+# Builds everything (Release, warnings as errors) and runs every test. The tests start
+# their own redis-server on free loopback ports. PHLOW_SANITIZE=1 builds into
+# build-asan/ with ASan+UBSan (Debug).
 # PHLOW_TSAN=1 builds into build-tsan/ with ThreadSanitizer and runs only the tests
 # where several threads or processes share state (see tsan_tests below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build
-flags=()
+# CI is strict about warnings; a user's own cmake build is not (PHLOW_WERROR=OFF).
+flags=(-DPHLOW_WERROR=ON)
 targets=()
 ctest_args=()
 if [[ "${PHLOW_SANITIZE:-0}" == 1 && "${PHLOW_TSAN:-0}" == 1 ]]; then
@@ -20,6 +22,9 @@ if [[ "${PHLOW_SANITIZE:-0}" == 1 ]]; then
   # real memory use (the streaming test bounds it).
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+if [[ "${PHLOW_SANITIZE:-0}" != 1 && "${PHLOW_TSAN:-0}" != 1 ]]; then
+  flags+=(-DCMAKE_BUILD_TYPE=Release)
 fi
 if [[ "${PHLOW_TSAN:-0}" == 1 ]]; then
   build=build-tsan

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/summary.hpp"
+#include "gateway/build_info.hpp"
 #include "gateway/rate_limit_response.hpp"
 #include "gateway/snapshot.hpp"
 #include "gateway/status_page.hpp"
@@ -29,7 +30,6 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
 
 struct Reply {
   http::status status = http::status::ok;
@@ -138,7 +138,7 @@ net::awaitable<Reply> AdminServer::Connection::handle(const http::request<http::
                                               {"redis", src.redis_state()},
                                               {"config_generation", snap->generation},
                                               {"uptime_seconds", src.uptime_seconds()},
-                                              {"version", kVersion}});
+                                              {"version", version()}});
     }
     if (path == "/metrics") {
       co_return Reply{http::status::ok, src.metrics_text(), "text/plain; version=0.0.4; charset=utf-8"};

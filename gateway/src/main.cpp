@@ -9,11 +9,11 @@
 
 #include "config/loader.hpp"
 #include "config/summary.hpp"
+#include "gateway/build_info.hpp"
 #include "gateway/server.hpp"
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
 constexpr const char* kUsage =
     "usage:\n"
     "  phlow-gateway --config FILE [--log-level LEVEL]    run (FILE is .yaml/.yml or .json)\n"
@@ -45,7 +45,12 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
       return std::string(argv[++i]);
     };
     if (arg == "--version") {
-      std::printf("phlow-gateway %s\n", kVersion);
+      const auto v = phlow::gateway::version();
+      const auto commit = phlow::gateway::git_commit();
+      const auto type = phlow::gateway::build_type();
+      std::printf("phlow-gateway %.*s (commit %.*s, %.*s build)\n", static_cast<int>(v.size()),
+                  v.data(), static_cast<int>(commit.size()), commit.data(),
+                  static_cast<int>(type.size()), type.data());
       return 0;
     }
     if (arg == "--help" || arg == "-h") {

@@ -17,6 +17,7 @@
 #include "config/loader.hpp"
 #include "gateway/access_log.hpp"
 #include "gateway/admin_server.hpp"
+#include "gateway/build_info.hpp"
 #include "gateway/snapshot.hpp"
 #include "gateway/worker.hpp"
 
@@ -98,7 +99,7 @@ GlobalStats Server::global_stats() const {
   g.reloads_failed = reloads_failed_.load();
   g.config_generation = current_snapshot()->generation;
   g.uptime_seconds = uptime_seconds();
-  g.version = "0.1.0";
+  g.version = std::string(version());
   return g;
 }
 

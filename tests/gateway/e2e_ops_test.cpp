@@ -109,7 +109,7 @@ TEST_CASE("e2e ops: healthz and readyz report redis state and config generation 
     const json ready = get_json(gateway.admin_port(), "/readyz");
     CHECK(ready.at("status") == "ready");
     CHECK(ready.at("redis") == "disabled");
-    CHECK(ready.at("version") == "0.1.0");
+    CHECK(ready.at("version") == PHLOW_EXPECTED_VERSION);
     REQUIRE(ready.at("uptime_seconds").is_number());
     CHECK(ready.at("uptime_seconds").get<double>() >= 0);
     CHECK(ready.at("uptime_seconds").get<double>() < 30);
@@ -194,7 +194,7 @@ TEST_CASE("e2e ops: metrics count requests and decisions and errors by value aft
   CHECK(metric(e, "phlow_gateway_redis_check_duration_seconds_count") == 0);
   CHECK(metric(e, "phlow_gateway_redis_fallback") == 0);
   CHECK(metric(e, "phlow_gateway_config_reloads_total{result=\"ok\"}") == 0);
-  CHECK(metric(e, "phlow_gateway_build_info{version=\"0.1.0\"}") == 1);
+  CHECK(metric(e, "phlow_gateway_build_info{version=\"" PHLOW_EXPECTED_VERSION "\"}") == 1);
 
   SECTION("open_connections follows a kept-alive client connection") {
     auto client_connections = [&] {

@@ -27,7 +27,8 @@ class RedisServer {
   std::string url(std::string_view userinfo = "", std::string_view path = "") const;
 
   void kill();     // SIGKILL, and reap
-  void start();    // again, on the same port, empty
+  void stop();     // SIGTERM (a clean shutdown: an append-only file is flushed), and reap
+  void start();    // again, on the same port and arguments (empty unless they persist)
   void pause();    // SIGSTOP: accepts connections, never answers
   void resume();   // SIGCONT
   bool running() const { return pid_ > 0; }
