@@ -30,7 +30,6 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 namespace {
 
-
 struct Reply {
   http::status status = http::status::ok;
   std::string body;
