@@ -1,0 +1,72 @@
+#pragma once
+// The rate-limit step of the request path: the route's limits -> descriptors (keys) ->
+// one limiter decision -> decision metrics, the access log's fields and the rate-limit
+// headers of the response. No I/O: the session awaits the limiter when it cannot
+// decide at once (in Redis), between start() and finish().
+//
+// Its buffers (descriptors, keys, header lines) are reused from request to request, so
+// a connection allocates nothing here once it has seen its longest keys.
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/request_record.hpp"
+#include "gateway/request_view.hpp"
+#include "gateway/snapshot.hpp"
+#include "limiter/decision.hpp"
+#include "limiter/descriptor.hpp"
+#include "limiter/fallback_backend.hpp"
+
+namespace phlow::gateway {
+
+class RateLimitFilter {
+ public:
+  // Builds the descriptors of `route`'s limits for the request (a limit whose
+  // identifier the request lacks is skipped) and asks `limiter` for an immediate
+  // decision. True when decided (then decision() and the headers are ready); false
+  // when the limiter must be awaited: decision_slot() = co_await async_check(pending()),
+  // then finish().
+  // `snapshot` and `route` must outlive the request.
+  bool start(const Snapshot& snapshot, const config::Route& route, const RequestView& view,
+             limiter::FallbackBackend& limiter, WorkerStats& stats, RequestRecord& record,
+             bool log_identifier);
+  std::span<const limiter::Descriptor> pending() const { return checked_; }
+  limiter::Decision& decision_slot() { return decision_; }
+  // After the awaited decision is in decision_slot(): counts the Redis check (duration,
+  // failure kind) as well.
+  void finish(WorkerStats& stats, RequestRecord& record, bool log_identifier);
+
+  const limiter::Decision& decision() const { return decision_; }
+  bool allowed() const { return decision_.allowed; }
+  // The 429 body: the rejecting limit and its retry-after (only when !allowed()).
+  std::string rejection_body() const;
+  // The rate-limit headers for the response, "Name: value\r\n" each, and their names.
+  std::string_view header_lines() const { return header_lines_; }
+  std::span<const std::string_view> header_names() const {
+    return {header_names_.data(), header_name_count_};
+  }
+
+ private:
+  void decided(WorkerStats& stats, RequestRecord& record, bool log_identifier);
+  void count(WorkerStats& stats, RequestRecord& record, bool log_identifier);
+  void render_headers();
+
+  const Snapshot* snapshot_ = nullptr;
+  const config::Route* route_ = nullptr;
+  std::vector<limiter::Descriptor> descriptors_;
+  std::vector<std::size_t> descriptor_limits_;  // config limit index per descriptor
+  std::string identifier_;
+  std::span<const limiter::Descriptor> checked_;  // the descriptors of this request
+  std::chrono::steady_clock::time_point started_;
+  limiter::Decision decision_;
+  std::string header_lines_;
+  std::array<std::string_view, 8> header_names_{};
+  std::size_t header_name_count_ = 0;
+};
+
+}  // namespace phlow::gateway

@@ -1,0 +1,268 @@
+// Forwarding (see session_impl.hpp): the request upstream, with one retry on a fresh
+// connection when a pooled one turns out closed, and the response back; or both at
+// once while a request body streams.
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "gateway/server.hpp"
+#include "session_impl.hpp"
+
+namespace phlow::gateway::detail {
+
+namespace {
+
+constexpr std::uint64_t kMaxUpstreamHeader = 64 * 1024;
+
+bool is_idempotent(http::verb v) {
+  return v == http::verb::get || v == http::verb::head || v == http::verb::options ||
+         v == http::verb::put || v == http::verb::delete_ || v == http::verb::trace;
+}
+
+}  // namespace
+
+// Relays the request upstream and the response back. Returns whether the client
+// connection can carry another request.
+net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route& route, bool keep_alive) {
+  const config::Config& cfg = *snapshot_->config;
+  const config::Upstream& up = cfg.upstreams[route.upstream_index];
+  const std::string& pool_key = snapshot_->upstream_keys[route.upstream_index];
+  auto& req = parser.get();
+  const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
+  const bool head = req.method() == http::verb::head;
+  const bool retryable = is_idempotent(req.method()) && parser.is_done();
+  write_request_head(parser, up);
+
+  // The histogram takes the upstream's time to answer (connect to response head, or to
+  // failure) when the client's response starts (count_response); the access log takes
+  // the whole exchange, connect to last byte, whatever the outcome.
+  record_.upstream_start = std::chrono::steady_clock::now();
+  struct UpstreamTimer {
+    Session& session;
+    ~UpstreamTimer() {
+      session.observe_upstream();  // when no response started (the client went away)
+      session.record_.upstream = std::chrono::steady_clock::now() - *session.record_.upstream_start;
+    }
+  } timer{*this};
+
+  // A request that cannot be retried never goes out on an idle connection unprobed.
+  const auto reuse = retryable ? UpstreamPool::Reuse::trusted : UpstreamPool::Reuse::probed;
+  UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key, reuse);
+  for (int attempt = 0;; ++attempt) {
+    if (lease.error) {
+      co_await send_error(lease.error == beast::error::timeout ? ProxyError::upstream_connect_timeout
+                                                               : ProxyError::upstream_unreachable);
+      co_return false;
+    }
+    if (expect_continue && attempt == 0) {
+      // (not inside &&: GCC 12 miscompiles co_await in a short-circuit operand)
+      const bool sent_continue = co_await send_continue();
+      if (!sent_continue) co_return false;
+    }
+    if (!parser.is_done()) {
+      // A body still to come is never retried: stream it while the response comes back.
+      co_return co_await forward_concurrently(parser, std::move(lease), up, pool_key, keep_alive, head);
+    }
+    auto& upstream = *lease.stream;
+    const auto sent = co_await send_head(parser, upstream, up);
+    record_.bytes_in = sent.body_bytes;
+    if (sent.error) {
+      if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
+        co_await send_error(ProxyError::body_too_large);
+      } else if (sent.side == detail::RelaySide::out && lease.reused && retryable && attempt == 0) {
+        lease = co_await worker_.upstreams().acquire(up, pool_key, UpstreamPool::Reuse::fresh);
+        continue;  // a pooled connection the upstream had closed: once more, fresh
+      } else if (sent.side == detail::RelaySide::out) {
+        co_await send_error(ProxyError::upstream_request_failed);
+      }
+      co_return false;
+    }
+
+    ResponseParser& response = new_response_parser(head);
+    upstream.expires_after(up.timeout);
+    const error_code rec = co_await detail::read_message_part(upstream, upstream_buffer_, response, nullptr);
+    if (rec) {
+      if (lease.reused && retryable && attempt == 0 && rec != beast::error::timeout) {
+        upstream_buffer_.clear();
+        lease = co_await worker_.upstreams().acquire(up, pool_key, UpstreamPool::Reuse::fresh);
+        continue;
+      }
+      co_await send_error(rec == beast::error::timeout ? ProxyError::upstream_timeout
+                          : is_parse_error(rec)       ? ProxyError::upstream_bad_response
+                                                      : ProxyError::upstream_reset);
+      co_return false;
+    }
+    const ResponseRelay relayed = co_await relay_response(response, upstream, up, keep_alive, head);
+    if (!relayed.ok) co_return false;  // the client saw a cut response: close to say so
+    if (relayed.upstream_reusable) worker_.upstreams().release(up, pool_key, std::move(lease.stream));
+    co_return keep_alive;
+  }
+}
+
+// The head for the upstream, into request_head_.
+void Session::write_request_head(const RequestParser& parser, const config::Upstream& up) {
+  detail::UpstreamRequestHead how{up.url.base_path, peer_ip_,
+                                  request_id_generated_ ? std::string_view(request_id_) : std::string_view(),
+                                  {parser.chunked(), std::nullopt}};
+  if (parser.content_length()) how.framing.length = *parser.content_length();
+  request_head_.clear();
+  detail::append_upstream_request_head(request_head_, parser.get(), how);
+}
+
+// "100 Continue" to a client that waits for it before sending its body.
+net::awaitable<bool> Session::send_continue() {
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  client_.expires_after(snapshot_->config->http.idle_timeout);
+  auto [ec, n] = co_await net::async_write(client_, net::buffer(kContinue), use_tuple);
+  co_return !ec;
+}
+
+// A parser for the next upstream response (the last one is gone). It lives in the
+// session, not in a coroutine frame (see process()).
+ResponseParser& Session::new_response_parser(bool head) {
+  ResponseParser& response = response_parser_.emplace(std::piecewise_construct, std::make_tuple(),
+                                                      std::make_tuple(FieldsAllocator(&arena_)));
+  response.header_limit(kMaxUpstreamHeader);
+  response.body_limit(boost::none);
+  if (head) response.skip(true);
+  return response;
+}
+
+// Sends a request without a body (or with all of it at hand) upstream.
+net::awaitable<detail::RelayResult> Session::send_head(RequestParser& parser, UpstreamPool::Stream& upstream,
+                                                       const config::Upstream& up) {
+  const RelayChunk chunk(worker_);  // held for the write only, not while the upstream answers
+  co_return co_await detail::relay(client_, buffer_, parser, snapshot_->config->http.body_timeout,
+                                   upstream, up.timeout, request_head_, parser.chunked(), chunk.span());
+}
+
+// Sends the request body upstream while the response is read and relayed back at the
+// same time: an upstream that answers while it reads (an echo, a transcoder) would
+// otherwise stall on full socket buffers in both directions until a timeout.
+net::awaitable<bool> Session::forward_concurrently(RequestParser& parser, UpstreamPool::Lease lease,
+                                                   const config::Upstream& up,
+                                                   const std::string& pool_key, bool keep_alive,
+                                                   bool head) {
+  using namespace net::experimental::awaitable_operators;
+  auto& upstream = *lease.stream;
+  ConcurrentExchange exchange(client_.get_executor());
+  auto both = send_request(parser, upstream, up, exchange) &&
+              receive_response(upstream, up, keep_alive, head, exchange);
+  const detail::RelayResult sent = co_await std::move(both);
+  if (exchange.response_started) {
+    if (sent.error || !exchange.response_ok) co_return false;
+    if (exchange.upstream_reusable) worker_.upstreams().release(up, pool_key, std::move(lease.stream));
+    co_return keep_alive;
+  }
+  if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
+    co_await send_error(ProxyError::body_too_large);
+  } else if (sent.side == detail::RelaySide::in && is_parse_error(sent.error)) {
+    co_await send_error(ProxyError::malformed_body);
+  } else if (sent.side == detail::RelaySide::in) {
+    // The client went away or stalled mid-body (body_timeout closed it): nobody to answer.
+  } else if (exchange.header_timed_out) {
+    co_await send_error(ProxyError::upstream_timeout);
+  } else {
+    co_await send_error(is_parse_error(exchange.header_error) ? ProxyError::upstream_bad_response
+                                                              : ProxyError::upstream_reset);
+  }
+  co_return false;
+}
+
+// The request half of forward_concurrently(). Once the request is sent whole, the
+// upstream has its `timeout` to start answering.
+net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
+                                                          UpstreamPool::Stream& upstream,
+                                                          const config::Upstream& up,
+                                                          ConcurrentExchange& exchange) {
+  const RelayChunk chunk(worker_);
+  const auto sent = co_await detail::relay(client_, buffer_, parser, snapshot_->config->http.body_timeout,
+                                           upstream, up.timeout, request_head_, parser.chunked(),
+                                           chunk.span());
+  record_.bytes_in = sent.body_bytes;
+  if (sent.error) {
+    // Ends a response that can no longer be complete. The request half may fail
+    // without suspending (a malformed body already buffered), before the response half
+    // has started its read: the flag tells it not to start.
+    exchange.request_failed = true;
+    upstream.cancel();
+    co_return sent;
+  }
+  if (!exchange.header_settled) {
+    exchange.header_deadline.expires_after(up.timeout);
+    auto [ec] = co_await exchange.header_deadline.async_wait(use_tuple);
+    if (!ec && !exchange.header_settled) {
+      exchange.header_timed_out = true;
+      upstream.cancel();
+    }
+  }
+  co_return sent;
+}
+
+// The response half of forward_concurrently(). Its head has no deadline of its own
+// while the request is still being sent (the upstream may wait for all of it).
+net::awaitable<void> Session::receive_response(UpstreamPool::Stream& upstream,
+                                               const config::Upstream& up, bool keep_alive,
+                                               bool head, ConcurrentExchange& exchange) {
+  if (exchange.request_failed) {
+    exchange.header_settled = true;
+    exchange.header_error = net::error::operation_aborted;
+    co_return;
+  }
+  ResponseParser& response = new_response_parser(head);
+  upstream.expires_never();  // applies to this read only while the request side writes
+  const error_code ec = co_await detail::read_message_part(upstream, upstream_buffer_, response, nullptr);
+  exchange.header_settled = true;
+  exchange.header_deadline.cancel();
+  if (ec) {
+    upstream_buffer_.clear();
+    exchange.header_error = ec;
+    co_return;
+  }
+  exchange.response_started = true;
+  const ResponseRelay relayed = co_await relay_response(response, upstream, up, keep_alive, head);
+  exchange.response_ok = relayed.ok;
+  exchange.upstream_reusable = relayed.upstream_reusable;
+}
+
+// Relays the response whose head `response` has read. The caller decides about the
+// upstream connection.
+net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
+                                                      UpstreamPool::Stream& upstream,
+                                                      const config::Upstream& up, bool keep_alive,
+                                                      bool head) {
+  const auto& res = response.get();
+  const bool upstream_keep_alive = res.keep_alive();
+  const bool chunked = response.chunked();
+  const bool bodyless = head || res.result_int() / 100 == 1 ||
+                        res.result() == http::status::no_content ||
+                        res.result() == http::status::not_modified;
+  const bool delimited = chunked || res.has_content_length() || response.is_done() || bodyless;
+  // A drain that began while this request was in flight closes the connection after
+  // it: say so, so that the client does not send another request into the close.
+  keep_alive = keep_alive && !worker_.server().draining();
+  detail::ClientResponseHead how;
+  how.extra_lines = filter_.header_lines();
+  how.extra_names = filter_.header_names();
+  how.keep_alive = keep_alive;
+  how.client_http10 = client_http10_;
+  if (chunked || !delimited) {
+    how.framing.chunked = true;  // a body up to EOF is re-framed for a keep-alive client
+  } else if (response.content_length()) {
+    how.framing.length = *response.content_length();
+  }
+  response_head_.clear();
+  detail::append_client_response_head(response_head_, res, how);
+  count_response(res.result_int());
+  const RelayChunk chunk(worker_);
+  const auto got = co_await detail::relay(upstream, upstream_buffer_, response, up.timeout, client_,
+                                          snapshot_->config->http.idle_timeout, response_head_,
+                                          how.framing.chunked && !bodyless, chunk.span());
+  upstream_buffer_.clear();
+  record_.bytes_out += got.body_bytes;
+  if (got.error && got.side == detail::RelaySide::in) {
+    worker_.stats().count_upstream_error(got.error == beast::error::timeout ? UpstreamError::timeout
+                                                                           : UpstreamError::truncated);
+  }
+  co_return ResponseRelay{!got.error, !got.error && upstream_keep_alive && delimited};
+}
+
+}  // namespace phlow::gateway::detail
