@@ -17,6 +17,7 @@
 #include "gateway/rate_limit_response.hpp"
 #include "gateway/snapshot.hpp"
 #include "gateway/status_page.hpp"
+#include "limiter/percent_decode.hpp"
 #include "limiter/descriptor.hpp"
 
 namespace phlow::gateway {
@@ -42,24 +43,6 @@ Reply json_reply(http::status status, const nlohmann::json& body) {
 
 Reply error_reply(http::status status, std::string_view message, std::string_view code) {
   return {status, error_body(message, code), "application/json"};
-}
-
-// Decodes %XX; nullopt for a bad escape.
-std::optional<std::string> percent_decode(std::string_view in) {
-  std::string out;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size() || !std::isxdigit(static_cast<unsigned char>(in[i + 1])) ||
-        !std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
-      return std::nullopt;
-    }
-    out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
-    i += 2;
-  }
-  return out;
 }
 
 // An identifier as it appears in keys: printable ASCII, no space, bounded.
@@ -165,8 +148,8 @@ net::awaitable<Reply> AdminServer::Connection::limits(http::verb method, std::st
   if (slash == std::string_view::npos) {
     co_return error_reply(http::status::bad_request, "Use /admin/limits/<limit>/<identifier>", "BAD_PATH");
   }
-  const auto name = percent_decode(rest.substr(0, slash));
-  const auto id = percent_decode(rest.substr(slash + 1));
+  const auto name = limiter::percent_decode(rest.substr(0, slash), limiter::BadEscape::reject);
+  const auto id = limiter::percent_decode(rest.substr(slash + 1), limiter::BadEscape::reject);
   if (!name || !id || !valid_identifier(*id)) {
     co_return error_reply(http::status::bad_request, "Invalid limit name or identifier", "BAD_IDENTIFIER");
   }
@@ -183,7 +166,7 @@ net::awaitable<Reply> AdminServer::Connection::limits(http::verb method, std::st
 net::awaitable<Reply> AdminServer::Connection::inspect(const Snapshot& snap, std::size_t index,
                                                        const std::string& id) {
   const limiter::Limit& limit = snap.limits[index];
-  const limiter::Descriptor d{&limit, snap.config->redis.key_prefix + limit.name + ":" + id};
+  const limiter::Descriptor d{&limit, snap.keys.key_of_stored(limit.name, id)};
   limiter::LimitResult r;
   std::string store = "memory";
   limiter::RedisBackend* redis = admin_.redis_.get();
@@ -216,7 +199,7 @@ net::awaitable<Reply> AdminServer::Connection::inspect(const Snapshot& snap, std
 
 net::awaitable<Reply> AdminServer::Connection::reset(const Snapshot& snap, std::size_t index,
                                                      const std::string& id) {
-  const std::string key = snap.config->redis.key_prefix + snap.limits[index].name + ":" + id;
+  const std::string key = snap.keys.key_of_stored(snap.limits[index].name, id);
   admin_.sources_.memory->reset(key);
   if (admin_.sources_.forget_rejection) admin_.sources_.forget_rejection(key);
   limiter::RedisBackend* redis = admin_.redis_.get();

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "limiter/descriptor.hpp"
+#include "limiter/percent_decode.hpp"
 
 namespace phlow::gateway {
 namespace {
@@ -116,28 +117,9 @@ bool jwt_claim(std::string_view token, const std::string& claim, std::string& ou
   return !out.empty();
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Decodes %XX escapes. '+' stays '+' (RFC 3986; only HTML forms mean a space by it),
-// and a '%' not followed by two hex digits stays as it is.
+// Decodes %XX escapes; a '%' not followed by two hex digits stays as it is.
 std::string percent_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && hex_digit(text[i + 1]) >= 0 &&
-        hex_digit(text[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_digit(text[i + 1]) * 16 + hex_digit(text[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(text[i]);
-    }
-  }
-  return out;
+  return *limiter::percent_decode(text, limiter::BadEscape::keep);
 }
 
 // The decoded value of the first parameter named `name` in `query` ("a=1&b=2").

@@ -18,7 +18,7 @@ bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route
     if (descriptors_.size() <= count) descriptors_.emplace_back();
     limiter::Descriptor& d = descriptors_[count++];
     d.limit = &snapshot.limits[index];
-    limiter::build_key(d.key, cfg.redis.key_prefix, spec.name(), identifier_);
+    snapshot.keys.key(d.key, spec.name(), identifier_);
     descriptor_limits_.push_back(index);
   }
   checked_ = std::span<const limiter::Descriptor>(descriptors_.data(), count);
@@ -73,7 +73,7 @@ void RateLimitFilter::count(WorkerStats& stats, RequestRecord& record, bool log_
     if (outcome == Outcome::shadow_limited && named == limiter::kNone) named = static_cast<int>(next);
     if (outcome != Outcome::allowed) {
       const std::string& key = descriptors_[next].key;
-      stats.count_limited_identifier(std::string_view(key).substr(cfg.redis.key_prefix.size()));
+      stats.count_limited_identifier(snapshot_->keys.limit_and_identifier(key));
     }
     ++next;
   }
@@ -85,8 +85,7 @@ void RateLimitFilter::count(WorkerStats& stats, RequestRecord& record, bool log_
     const auto& spec = cfg.limits[descriptor_limits_[named]];
     record.limit = spec.name();
     if (log_identifier) {
-      const std::string& key = descriptors_[named].key;
-      record.identifier.assign(key, cfg.redis.key_prefix.size() + spec.name().size() + 1);
+      record.identifier.assign(snapshot_->keys.stored_identifier(descriptors_[named].key, spec.name()));
     }
   }
 }

@@ -186,7 +186,7 @@ int Server::run() {
   }
   for (auto& worker : workers_) worker->run();
   if (redis_health_) {
-    workers_.front()->start_presence(config_->redis.key_prefix + std::string(limiter::kPresenceKeySuffix),
+    workers_.front()->start_presence(limiter::KeyLayout(config_->redis.key_prefix).presence_key(),
                                      presence_member());
     // Bounded: the first checks should not fall back only because connecting is slow.
     redis_health_->wait_settled(std::chrono::milliseconds(1100));

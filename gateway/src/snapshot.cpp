@@ -15,7 +15,8 @@ std::string route_label(const config::Route& route) {
 
 Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t gen,
                    NameTable& route_names, NameTable& limit_names)
-    : config(std::move(cfg)), identifiers(config->identifiers), generation(gen) {
+    : config(std::move(cfg)), identifiers(config->identifiers), keys(config->redis.key_prefix),
+      generation(gen) {
   limits.reserve(config->limits.size());
   for (const auto& spec : config->limits) {
     limits.push_back(spec.limit);

@@ -33,15 +33,6 @@ std::unique_ptr<limiter::RedisBackend> make_redis(net::any_io_executor executor,
   return redis;
 }
 
-limiter::FailureMode failure_mode(config::OnFailure mode) {
-  switch (mode) {
-    case config::OnFailure::allow: return limiter::FailureMode::allow;
-    case config::OnFailure::deny: return limiter::FailureMode::deny;
-    case config::OnFailure::fallback: break;
-  }
-  return limiter::FailureMode::fallback;
-}
-
 }  // namespace
 
 Worker::Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
@@ -55,7 +46,7 @@ Worker::Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
   const config::Config& cfg = *snapshot_->config;
   limiter_ = std::make_unique<limiter::FallbackBackend>(
       io_.get_executor(), std::move(memory), make_redis(io_.get_executor(), cfg, redis_health),
-      failure_mode(cfg.redis.on_failure), cfg.redis.fallback_share);
+      cfg.redis.on_failure, cfg.redis.fallback_share);
 }
 
 void Worker::run() {

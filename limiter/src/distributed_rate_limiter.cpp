@@ -1,5 +1,7 @@
 #include "limiter/distributed_rate_limiter.hpp"
 
+#include "limiter/key_layout.hpp"
+
 #include <fmt/format.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -98,7 +100,9 @@ void require_identifier(std::string_view identifier) {
 
 DistributedRateLimiter::DistributedRateLimiter(std::int64_t max_requests, std::int64_t window_ms,
                                                std::string redis_url, LimiterOptions options)
-    : limit_(make_limit(max_requests, window_ms, options)), options_(std::move(options)) {
+    : limit_(make_limit(max_requests, window_ms, options)),
+      options_(std::move(options)),
+      keys_(options_.key_prefix) {
   if (redis_url.empty()) {
     if (const char* env = std::getenv("REDIS_URL"); env != nullptr) redis_url = env;
   }
@@ -114,6 +118,7 @@ DistributedRateLimiter::DistributedRateLimiter(std::int64_t max_requests, std::i
                                                LimiterOptions options)
     : limit_(make_limit(max_requests, window_ms, options)),
       options_(std::move(options)),
+      keys_(options_.key_prefix),
       backend_(std::move(backend)) {
   if (!backend_) throw std::invalid_argument("DistributedRateLimiter: backend is null");
 }
@@ -121,7 +126,7 @@ DistributedRateLimiter::DistributedRateLimiter(std::int64_t max_requests, std::i
 DistributedRateLimiter::~DistributedRateLimiter() = default;
 
 std::string DistributedRateLimiter::key_for(std::string_view identifier) const {
-  return build_key(options_.key_prefix, limit_.name, identifier);
+  return keys_.key(limit_.name, identifier);
 }
 
 Decision DistributedRateLimiter::check(std::string_view identifier) {

@@ -1,25 +1,17 @@
 #include "limiter/redis_url.hpp"
 
+#include "limiter/percent_decode.hpp"
+
 #include <charconv>
 
 namespace phlow::limiter {
 namespace {
 
 // Decodes %XX escapes (passwords may hold '@' or ':'); false on a bad escape.
-bool percent_decode(std::string_view in, std::string& out) {
-  out.clear();
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]);
-      continue;
-    }
-    unsigned value = 0;
-    if (i + 2 >= in.size()) return false;
-    const auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16);
-    if (ec != std::errc{} || p != in.data() + i + 3) return false;
-    out.push_back(static_cast<char>(value));
-    i += 2;
-  }
+bool decode_credential(std::string_view in, std::string& out) {
+  auto decoded = percent_decode(in, BadEscape::reject);
+  if (!decoded) return false;
+  out = std::move(*decoded);
   return true;
 }
 
@@ -53,7 +45,7 @@ std::variant<RedisUrl, std::string> parse_redis_url(std::string_view url) {
     const auto colon = userinfo.find(':');
     std::string_view user = colon == std::string_view::npos ? std::string_view{} : userinfo.substr(0, colon);
     std::string_view pass = colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1);
-    if (!percent_decode(user, out.username) || !percent_decode(pass, out.password)) {
+    if (!decode_credential(user, out.username) || !decode_credential(pass, out.password)) {
       return std::string("Redis URL has a bad %-escape in its credentials");
     }
   }

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "limiter/percent_decode.hpp"
 #include "limiter/redis_url.hpp"
 #include "redis/resp.hpp"
 
@@ -46,4 +47,18 @@ TEST_CASE("Redis versions below 5 are refused") {
   CHECK(redis::version_supported("7.0.15"));
   CHECK_FALSE(redis::version_supported("4.0.14"));
   CHECK_FALSE(redis::version_supported(""));
+}
+
+TEST_CASE("percent decode: one implementation, bad escapes rejected or kept") {
+  using phlow::limiter::BadEscape;
+  using phlow::limiter::percent_decode;
+  CHECK(percent_decode("p%40ss%3Aw%2fd+x", BadEscape::reject) == "p@ss:w/d+x");  // '+' stays
+  CHECK(percent_decode("%41%6a", BadEscape::keep) == "Aj");
+  for (const std::string bad : {"%", "%4", "a%zz", "%4g", "%-1", "%+1", "x%"}) {
+    INFO(bad);
+    CHECK_FALSE(percent_decode(bad, BadEscape::reject).has_value());
+    CHECK(percent_decode(bad, BadEscape::keep) == bad);  // nothing decodable in these
+  }
+  CHECK(percent_decode("100%25 %zz%41", BadEscape::keep) == "100% %zzA");
+  CHECK(percent_decode("%00", BadEscape::reject) == std::string(1, '\0'));
 }

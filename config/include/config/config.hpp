@@ -14,6 +14,7 @@
 #include "config/limit_spec.hpp"
 #include "config/listen_address.hpp"
 #include "config/url.hpp"
+#include "limiter/decision.hpp"
 
 namespace phlow::config {
 
@@ -42,7 +43,8 @@ struct AccessLog {
 // The spdlog levels, by the names spdlog prints.
 enum class LogLevel : std::uint8_t { trace, debug, info, warn, error, critical, off };
 
-enum class OnFailure : std::uint8_t { fallback, allow, deny };
+// redis.on_failure: the limiter's own failure modes (one enum for both layers).
+using OnFailure = limiter::FailureMode;
 
 struct RedisSettings {
   std::string url;  // empty: no Redis, in-memory limits only

@@ -10,6 +10,7 @@
 #include "config/config.hpp"
 #include "gateway/identifier_extractor.hpp"
 #include "gateway/metrics.hpp"
+#include "limiter/key_layout.hpp"
 #include "limiter/limit.hpp"
 
 namespace phlow::gateway {
@@ -27,6 +28,7 @@ struct Snapshot {
   std::vector<std::size_t> limit_ids;
   std::size_t unmatched_route_id = 0;    // requests no route matched
   IdentifierExtractor identifiers;
+  limiter::KeyLayout keys;  // redis.key_prefix: every limit key is built and split by it
   std::uint64_t generation = 0;
 
   Snapshot(std::shared_ptr<const config::Config> config, std::uint64_t generation,

@@ -29,6 +29,10 @@ enum class DecisionSource : std::uint8_t {
   custom,          // a user-supplied RateLimitBackend
 };
 
+// What decides while Redis cannot (redis.on_failure): the in-memory fallback, or
+// every request allowed, or every request denied.
+enum class FailureMode : std::uint8_t { fallback, allow, deny };
+
 inline constexpr int kNone = -1;
 
 // Why Redis could not decide (the decision then came from the failure policy).

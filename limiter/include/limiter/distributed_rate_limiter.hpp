@@ -13,6 +13,7 @@
 #include "limiter/backend.hpp"
 #include "limiter/error.hpp"
 #include "limiter/fallback_backend.hpp"
+#include "limiter/key_layout.hpp"
 #include "limiter/limit.hpp"
 #include "limiter/redis_health.hpp"
 
@@ -60,6 +61,7 @@ class DistributedRateLimiter {
 
   Limit limit_;
   LimiterOptions options_;
+  KeyLayout keys_;  // options_.key_prefix
   std::shared_ptr<RateLimitBackend> backend_;  // memory or custom, when no Redis
   std::unique_ptr<RedisRuntime> redis_;
 };

@@ -25,8 +25,6 @@
 
 namespace phlow::limiter {
 
-enum class FailureMode : std::uint8_t { fallback, allow, deny };
-
 // Keys whose enforced limit Redis rejected, with the Unix ms (memory backend's clock)
 // until which Redis said so. Bounded; one thread only.
 class RejectedKeys {

@@ -30,10 +30,10 @@ inline constexpr int kStallDeadlines = 4;
 inline constexpr std::chrono::milliseconds kMinStall{200};
 
 // Presence: each instance writes itself into one sorted set every kPresenceInterval;
-// the members written within kPresenceLive are the live instances.
+// the members written within kPresenceLive are the live instances (the set's key:
+// KeyLayout::presence_key).
 inline constexpr std::chrono::milliseconds kPresenceInterval{1000};
 inline constexpr std::chrono::milliseconds kPresenceLive{5000};
-inline constexpr std::string_view kPresenceKeySuffix = "gateways";
 
 struct RedisOptions {
   RedisUrl url;
