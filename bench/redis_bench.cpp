@@ -29,6 +29,7 @@
 #include "limiter/fallback_backend.hpp"
 #include "limiter/limit.hpp"
 #include "limiter/redis_health.hpp"
+#include "limiter/store_factory.hpp"
 
 namespace {
 
@@ -184,7 +185,7 @@ int main(int argc, char** argv) {
   auto work = asio::make_work_guard(io);
   auto health = std::make_shared<RedisHealth>(url.endpoint());
   RedisOptions ropts{.url = url, .timeout = opts.timeout};
-  auto redis = std::make_unique<RedisBackend>(io.get_executor(), ropts, health);
+  auto redis = make_store(io.get_executor(), ropts, health);
   redis->start();
   FallbackBackend backend(io.get_executor(), std::make_shared<MemoryBackend>(), std::move(redis),
                           FailureMode::fallback);
@@ -214,7 +215,7 @@ int main(int argc, char** argv) {
     if (other * 1000 > r.decisions) status = 1;
   }
 
-  asio::post(io, [&backend] { backend.redis()->stop(); });
+  asio::post(io, [&backend] { backend.store()->stop(); });
   work.reset();
   io.stop();
   io_thread.join();

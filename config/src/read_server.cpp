@@ -67,9 +67,8 @@ void read_redis(ObjectReader& top, const Env& env, RedisSettings& out) {
     if (auto url = parse_redis_url(out.url, &why); !url) {
       redis.diagnostics().error(redis.path().key("url"),
                                 "invalid Redis URL \"" + redact_redis_url(out.url) + "\": " + why);
-    } else if (url->tls) {
-      redis.diagnostics().error(redis.path().key("url"),
-                                "rediss:// (TLS to Redis) is not supported yet; use redis://");
+    } else if (const std::string unsupported = limiter::unsupported_store(*url); !unsupported.empty()) {
+      redis.diagnostics().error(redis.path().key("url"), unsupported);
     }
   }
   out.key_prefix = redis.string("key_prefix", out.key_prefix);

@@ -18,6 +18,7 @@
 #include "gateway/snapshot.hpp"
 #include "gateway/status_page.hpp"
 #include "limiter/percent_decode.hpp"
+#include "limiter/store_factory.hpp"
 #include "limiter/descriptor.hpp"
 
 namespace phlow::gateway {
@@ -169,7 +170,7 @@ net::awaitable<Reply> AdminServer::Connection::inspect(const Snapshot& snap, std
   const limiter::Descriptor d{&limit, snap.keys.key_of_stored(limit.name, id)};
   limiter::LimitResult r;
   std::string store = "memory";
-  limiter::RedisBackend* redis = admin_.redis_.get();
+  limiter::AsyncStore* redis = admin_.redis_.get();
   if (redis != nullptr && redis->ready()) {
     auto [ec, decision] = co_await net::async_initiate<decltype(use_tuple),
                                                        void(error_code, limiter::Decision)>(
@@ -202,7 +203,7 @@ net::awaitable<Reply> AdminServer::Connection::reset(const Snapshot& snap, std::
   const std::string key = snap.keys.key_of_stored(snap.limits[index].name, id);
   admin_.sources_.memory->reset(key);
   if (admin_.sources_.forget_rejection) admin_.sources_.forget_rejection(key);
-  limiter::RedisBackend* redis = admin_.redis_.get();
+  limiter::AsyncStore* redis = admin_.redis_.get();
   if (redis != nullptr) {
     auto [ec] = co_await net::async_initiate<decltype(use_tuple), void(error_code)>(
         [&](auto handler) { redis->async_reset(key, std::move(handler)); }, use_tuple);
@@ -220,7 +221,7 @@ AdminServer::AdminServer(const config::Config& config, AdminSources sources)
   if (sources_.redis_health && !config.redis.url.empty()) {
     auto parsed = limiter::parse_redis_url(config.redis.url);
     if (auto* url = std::get_if<limiter::RedisUrl>(&parsed)) {
-      redis_ = std::make_unique<limiter::RedisBackend>(
+      redis_ = limiter::make_store(
           io_.get_executor(), limiter::RedisOptions{.url = *url, .timeout = config.redis.timeout},
           std::make_shared<limiter::RedisHealth>(url->endpoint(), false));
     }

@@ -12,6 +12,7 @@
 
 #include "gateway/server.hpp"
 #include "gateway/session.hpp"
+#include "limiter/store_factory.hpp"
 
 namespace phlow::gateway {
 
@@ -20,7 +21,7 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-std::unique_ptr<limiter::RedisBackend> make_redis(net::any_io_executor executor,
+std::unique_ptr<limiter::AsyncStore> make_redis(net::any_io_executor executor,
                                                   const config::Config& cfg,
                                                   const std::shared_ptr<limiter::RedisHealth>& health) {
   if (cfg.redis.url.empty() || !health) return nullptr;
@@ -28,7 +29,7 @@ std::unique_ptr<limiter::RedisBackend> make_redis(net::any_io_executor executor,
   auto* url = std::get_if<limiter::RedisUrl>(&parsed);
   if (url == nullptr) return nullptr;  // validated by the config loader already
   limiter::RedisOptions options{.url = *url, .timeout = cfg.redis.timeout};
-  auto redis = std::make_unique<limiter::RedisBackend>(std::move(executor), options, health);
+  auto redis = limiter::make_store(std::move(executor), options, health);
   redis->start();
   return redis;
 }
@@ -74,7 +75,7 @@ void Worker::start(tcp::acceptor acceptor) {
 
 void Worker::start_presence(std::string key, std::string member) {
   net::post(io_, [this, key = std::move(key), member = std::move(member)]() mutable {
-    if (limiter_->redis()) limiter_->redis()->start_presence(std::move(key), std::move(member));
+    if (limiter_->store()) limiter_->store()->start_presence(std::move(key), std::move(member));
   });
 }
 
@@ -175,7 +176,7 @@ void Worker::replace_snapshot(std::shared_ptr<const Snapshot> next) {
 
 void Worker::stop() {
   net::post(io_, [this] {
-    if (limiter_ && limiter_->redis()) limiter_->redis()->stop();
+    if (limiter_ && limiter_->store()) limiter_->store()->stop();
   });
   io_.stop();
 }

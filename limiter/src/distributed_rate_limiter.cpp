@@ -1,5 +1,7 @@
 #include "limiter/distributed_rate_limiter.hpp"
 
+#include "limiter/store_factory.hpp"
+
 #include "limiter/key_layout.hpp"
 
 #include <fmt/format.h>
@@ -21,7 +23,7 @@ class DistributedRateLimiter::RedisRuntime {
       : health_(std::make_shared<RedisHealth>(url.endpoint())),
         work_(io_.get_executor()) {
     RedisOptions ropts{.url = std::move(url), .timeout = options.timeout};
-    auto redis = std::make_unique<RedisBackend>(io_.get_executor(), ropts, health_);
+    auto redis = make_store(io_.get_executor(), ropts, health_);
     redis->start();
     backend_ = std::make_unique<FallbackBackend>(
         io_.get_executor(), std::make_shared<MemoryBackend>(options.clock), std::move(redis),
@@ -31,7 +33,7 @@ class DistributedRateLimiter::RedisRuntime {
   }
 
   ~RedisRuntime() {
-    asio::post(io_, [this] { backend_->redis()->stop(); });
+    asio::post(io_, [this] { backend_->store()->stop(); });
     work_.reset();
     io_.stop();
     thread_.join();
@@ -52,7 +54,7 @@ class DistributedRateLimiter::RedisRuntime {
     auto done = promise.get_future();
     asio::post(io_, [&] {
       backend_->reset_local(key);
-      backend_->redis()->async_reset(key, [&promise](boost::system::error_code) {
+      backend_->store()->async_reset(key, [&promise](boost::system::error_code) {
         promise.set_value();
       });
     });
@@ -86,8 +88,8 @@ RedisUrl parse_or_throw(const std::string& url) {
     throw std::invalid_argument("DistributedRateLimiter: invalid Redis URL: " + *error);
   }
   auto& redis_url = std::get<RedisUrl>(parsed);
-  if (redis_url.tls) {
-    throw std::invalid_argument("DistributedRateLimiter: rediss:// (TLS) is not supported yet");
+  if (const std::string why = unsupported_store(redis_url); !why.empty()) {
+    throw std::invalid_argument("DistributedRateLimiter: " + why);
   }
   return redis_url;
 }

@@ -68,11 +68,11 @@ Decision failure_decision(std::span<const Descriptor> descriptors, FailureMode m
 
 FallbackBackend::FallbackBackend(boost::asio::any_io_executor executor,
                                  std::shared_ptr<MemoryBackend> memory,
-                                 std::unique_ptr<RedisBackend> redis, FailureMode on_failure,
+                                 std::unique_ptr<AsyncStore> store, FailureMode on_failure,
                                  std::uint32_t fallback_share)
     : executor_(std::move(executor)),
       memory_(std::move(memory)),
-      redis_(std::move(redis)),
+      store_(std::move(store)),
       on_failure_(on_failure),
       fallback_share_(fallback_share) {}
 
@@ -83,12 +83,12 @@ std::uint32_t fallback_divisor(std::uint32_t configured, const RedisHealth* heal
 }
 
 std::uint32_t FallbackBackend::share() const {
-  return fallback_divisor(fallback_share_, redis_ ? redis_->health() : nullptr);
+  return fallback_divisor(fallback_share_, store_ ? store_->health() : nullptr);
 }
 
 std::optional<Decision> FallbackBackend::try_check_now(std::span<const Descriptor> descriptors) {
-  if (!redis_) return memory_->check(descriptors);
-  if (!redis_->ready()) return on_redis_failure(descriptors);
+  if (!store_) return memory_->check(descriptors);
+  if (!store_->ready()) return on_redis_failure(descriptors);
   return std::nullopt;
 }
 
@@ -152,7 +152,7 @@ void FallbackBackend::start_check(std::span<const Descriptor> descriptors,
     boost::asio::post(executor_, [h = std::move(handler), d = *now]() mutable { std::move(h)(d); });
     return;
   }
-  redis_->async_check(descriptors, true,
+  store_->async_check(descriptors, true,
                       [memory = memory_, rejected = rejected_, mode = on_failure_, descriptors,
                        share = share(),
                        h = std::move(handler)](boost::system::error_code ec, Decision d) mutable {

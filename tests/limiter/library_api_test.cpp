@@ -3,6 +3,12 @@
 #include <map>
 
 #include "limiter/distributed_rate_limiter.hpp"
+#include "limiter/key_layout.hpp"
+#include "limiter/store_factory.hpp"
+#include <boost/asio/io_context.hpp>
+#include <optional>
+
+#include "support/redis_server.hpp"
 
 using namespace phlow::limiter;
 
@@ -72,4 +78,44 @@ TEST_CASE("library: a custom RateLimitBackend is used as is") {
   CHECK(store->counts_.at("phlow:ratelimit:custom:u") == 2);
   limiter.reset("u");
   CHECK(limiter.is_allowed("u"));
+}
+
+TEST_CASE("library: make_store is the one place a store is built, and says what it cannot serve") {
+  boost::asio::io_context io;
+  auto tls = std::get<phlow::limiter::RedisUrl>(phlow::limiter::parse_redis_url("rediss://h:6380/0"));
+  CHECK(phlow::limiter::unsupported_store(tls).find("rediss://") != std::string::npos);
+  CHECK_THROWS_WITH(phlow::limiter::make_store(io.get_executor(), phlow::limiter::RedisOptions{.url = tls},
+                                               std::make_shared<phlow::limiter::RedisHealth>("h:6380")),
+                    Catch::Contains("TLS"));
+  phlow::test::RedisServer redis;
+  auto plain = std::get<phlow::limiter::RedisUrl>(phlow::limiter::parse_redis_url(redis.url()));
+  CHECK(phlow::limiter::unsupported_store(plain).empty());
+  auto health = std::make_shared<phlow::limiter::RedisHealth>(plain.endpoint());
+  std::unique_ptr<phlow::limiter::AsyncStore> store =
+      phlow::limiter::make_store(io.get_executor(), phlow::limiter::RedisOptions{.url = plain}, health);
+  REQUIRE(store != nullptr);
+  store->start();
+  // A check through the interface, decided by the real server.
+  const phlow::limiter::Limit limit{.name = "factory", .requests = 1, .window_ms = 60'000};
+  const phlow::limiter::Descriptor d{&limit, phlow::limiter::KeyLayout().key("factory", "x")};
+  std::optional<phlow::limiter::Decision> first, second;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!store->ready() && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(10));
+  REQUIRE(store->ready());
+  store->async_check(std::span(&d, 1), true, [&](boost::system::error_code ec, phlow::limiter::Decision dd) {
+    if (!ec) first = dd;
+  });
+  while (!first && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(10));
+  store->async_check(std::span(&d, 1), true, [&](boost::system::error_code ec, phlow::limiter::Decision dd) {
+    if (!ec) second = dd;
+  });
+  while (!second && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(10));
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(first->allowed);
+  CHECK(first->source == phlow::limiter::DecisionSource::redis);
+  CHECK_FALSE(second->allowed);
+  CHECK(redis.command({"ZCARD", d.key}) == "1");
+  store->stop();
+  io.run_for(std::chrono::milliseconds(50));
 }

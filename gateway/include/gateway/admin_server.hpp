@@ -48,7 +48,7 @@ class AdminServer {
 
   boost::asio::io_context io_{1};
   AdminSources sources_;
-  std::unique_ptr<limiter::RedisBackend> redis_;  // for inspect/reset in Redis
+  std::unique_ptr<limiter::AsyncStore> redis_;  // for inspect/reset in Redis
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::uint16_t port_ = 0;
   std::thread thread_;

@@ -48,7 +48,7 @@ class Worker {
   void run();
   // Takes over a bound, listening acceptor and accepts on it until stop_accepting().
   void start(boost::asio::ip::tcp::acceptor acceptor);  // thread-safe
-  // Registers this gateway in Redis' presence set (RedisBackend::start_presence).
+  // Registers this gateway in Redis' presence set (AsyncStore::start_presence).
   void start_presence(std::string key, std::string member);  // thread-safe
   // Serves the connections the kernel has already completed, then closes the acceptor.
   void stop_accepting();                                       // thread-safe

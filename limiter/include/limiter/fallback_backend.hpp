@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "limiter/memory_backend.hpp"
+#include "limiter/async_store.hpp"
 #include "limiter/redis_backend.hpp"
 
 namespace phlow::limiter {
@@ -54,12 +55,13 @@ class RejectedKeys {
 
 class FallbackBackend {
  public:
-  // `redis` may be null: limits are then in memory only. While Redis fails, the
+  // `store` (make_store(): Redis) may be null: limits are then in memory only. While
+  // the store fails, the
   // in-memory fallback enforces share_of(limit, N) of each limit: N is
   // `fallback_share`, or with 0 (auto) the instances last seen live in Redis
   // (RedisHealth::live_instances, at least 1).
   FallbackBackend(boost::asio::any_io_executor executor, std::shared_ptr<MemoryBackend> memory,
-                  std::unique_ptr<RedisBackend> redis, FailureMode on_failure,
+                  std::unique_ptr<AsyncStore> store, FailureMode on_failure,
                   std::uint32_t fallback_share = 1);
 
   // The decision when it needs no I/O (no Redis configured, or Redis down), else
@@ -83,7 +85,7 @@ class FallbackBackend {
   // Forgets only the last Redis rejection of `key` (the MemoryBackend is shared:
   // reset it once, not per thread).
   void forget_rejection(std::string_view key) { rejected_->forget(key); }
-  RedisBackend* redis() { return redis_.get(); }
+  AsyncStore* store() { return store_.get(); }
   FailureMode on_failure() const { return on_failure_; }
   // N of share_of(limit, N) while Redis fails (1 without Redis).
   std::uint32_t share() const;
@@ -97,7 +99,7 @@ class FallbackBackend {
   std::shared_ptr<MemoryBackend> memory_;
   // Shared with checks in flight, which may complete after this object is gone.
   std::shared_ptr<RejectedKeys> rejected_ = std::make_shared<RejectedKeys>();
-  std::unique_ptr<RedisBackend> redis_;
+  std::unique_ptr<AsyncStore> store_;
   FailureMode on_failure_;
   std::uint32_t fallback_share_;
 };

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 
+#include "limiter/async_store.hpp"
 #include "limiter/decision.hpp"
 #include "limiter/descriptor.hpp"
 #include "limiter/redis_health.hpp"
@@ -41,39 +42,36 @@ struct RedisOptions {
   std::chrono::milliseconds connect_timeout{1000};  // connect plus handshake
 };
 
-class RedisBackend {
+class RedisBackend final : public AsyncStore {
  public:
-  using CheckHandler =
-      boost::asio::any_completion_handler<void(boost::system::error_code, Decision)>;
-  using ResetHandler = boost::asio::any_completion_handler<void(boost::system::error_code)>;
-
   RedisBackend(boost::asio::any_io_executor executor, RedisOptions options,
                std::shared_ptr<RedisHealth> health);
-  ~RedisBackend();
+  ~RedisBackend() override;
   RedisBackend(const RedisBackend&) = delete;
   RedisBackend& operator=(const RedisBackend&) = delete;
 
-  void start();  // connects in the background; reconnects with backoff
-  void stop();
-  bool ready() const;
+  void start() override;  // connects in the background; reconnects with backoff
+  void stop() override;
+  bool ready() const override;
 
   // Decides `descriptors` in one script call (see RateLimitBackend::check). With
   // consume = false, only reports usage. Completes within the check deadline; on any
   // failure with an error (redis::errc) and no decision. The descriptors must stay
   // alive until the handler runs.
-  void async_check(std::span<const Descriptor> descriptors, bool consume, CheckHandler handler);
+  void async_check(std::span<const Descriptor> descriptors, bool consume,
+                   CheckHandler handler) override;
 
   // Deletes `key`.
-  void async_reset(std::string_view key, ResetHandler handler);
+  void async_reset(std::string_view key, ResetHandler handler) override;
 
   // Every kPresenceInterval while connected: adds `member` to the sorted set `key`
   // scored by the Redis server's time, drops members older than kPresenceLive, and
   // stores how many remain in the RedisHealth (live_instances). Runs until stop().
   // One instance calls it once (the gateway: its first worker).
-  void start_presence(std::string key, std::string member);
+  void start_presence(std::string key, std::string member) override;
 
   // No shared_ptr copy: read on every check, by every worker.
-  const RedisHealth* health() const { return health_.get(); }
+  const RedisHealth* health() const override { return health_.get(); }
 
  private:
   struct Presence;

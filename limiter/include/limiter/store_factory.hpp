@@ -1,0 +1,20 @@
+#pragma once
+// The one place a shared store is built from its settings: the gateway's workers, its
+// admin listener and the library's DistributedRateLimiter all call make_store().
+
+#include <boost/asio/any_io_executor.hpp>
+#include <memory>
+#include <string>
+
+#include "limiter/async_store.hpp"
+#include "limiter/redis_backend.hpp"
+
+namespace phlow::limiter {
+
+// A store for `options` (not started), reporting into `health`. Throws
+// std::invalid_argument with unsupported_store()'s message for a URL it cannot serve.
+std::unique_ptr<AsyncStore> make_store(boost::asio::any_io_executor executor,
+                                       const RedisOptions& options,
+                                       std::shared_ptr<RedisHealth> health);
+
+}  // namespace phlow::limiter
