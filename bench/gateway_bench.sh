@@ -30,38 +30,8 @@ for tool in wrk nginx curl ss; do
 done
 [[ -x $upstream_bin ]] || { echo "missing $upstream_bin: build first" >&2; exit 2; }
 
-workdir=$(mktemp -d)
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$workdir"
-}
-trap cleanup EXIT INT TERM
-
-# Prints a loopback TCP port nothing listens on right now.
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return; }
-  done
-}
-
-# Waits up to 10 s until http://127.0.0.1:$1/ answers.
-wait_http() {
-  local _
-  for _ in $(seq 100); do
-    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# workdir, pids (killed on exit), free_port, wait_http, wait_port
+source "$repo/bench/lib.sh"
 
 # Runs wrk against port $1 and prints "RPS P99_MS" (also keeps wrk's output).
 measure() {

@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
                           FailureMode::fallback);
   std::thread io_thread([&io] { io.run(); });
   const bool connected =
-      health->wait_settled(ropts.connect_timeout + std::chrono::milliseconds(100)) ==
+      health->wait_settled(kStartupWait) ==
       RedisState::connected;
 
   int status = connected ? 0 : 1;

@@ -36,36 +36,8 @@ done
 command -v redis-server >/dev/null || { echo "missing redis-server" >&2; exit 2; }
 command -v redis-cli >/dev/null || { echo "missing redis-cli" >&2; exit 2; }
 
-workdir=$(mktemp -d)
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$workdir"
-}
-trap cleanup EXIT INT TERM
-
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return; }
-  done
-}
-
-# Waits up to 10 s for regex $2 in file $1 and prints its first capture group.
-wait_port() {
-  local _ port
-  for _ in $(seq 100); do
-    port=$(sed -nE "s/.*$2.*/\\1/p" "$1" | head -n1)
-    [[ -n $port ]] && { echo "$port"; return 0; }
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1:" >&2
-  cat "$1" >&2
-  return 1
-}
+# workdir, pids (killed on exit), free_port, wait_http, wait_port
+source "$repo/bench/lib.sh"
 
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \

@@ -254,7 +254,7 @@ bool AdminServer::start(const config::ListenAddress& listen) {
   thread_ = std::thread([this] { io_.run(); });
   // As the proxy does: usage read right after startup comes from Redis, not from an
   // empty in-memory view, unless Redis is slow to answer (bounded).
-  if (redis_) redis_->health()->wait_settled(std::chrono::milliseconds(1100));
+  if (redis_) redis_->health()->wait_settled(limiter::kStartupWait);
   spdlog::info("admin listening on {}:{}", listen.host, port_);
   return true;
 }

@@ -189,7 +189,7 @@ int Server::run() {
     workers_.front()->start_presence(limiter::KeyLayout(config_->redis.key_prefix).presence_key(),
                                      presence_member());
     // Bounded: the first checks should not fall back only because connecting is slow.
-    redis_health_->wait_settled(std::chrono::milliseconds(1100));
+    redis_health_->wait_settled(limiter::kStartupWait);
   } else {
     spdlog::info("no Redis configured: limits are in memory, per instance");
   }

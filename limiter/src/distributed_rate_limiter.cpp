@@ -29,7 +29,7 @@ class DistributedRateLimiter::RedisRuntime {
         io_.get_executor(), std::make_shared<MemoryBackend>(options.clock), std::move(redis),
         options.on_failure);
     thread_ = std::thread([this] { io_.run(); });
-    health_->wait_settled(ropts.connect_timeout + std::chrono::milliseconds(100));
+    health_->wait_settled(kStartupWait);
   }
 
   ~RedisRuntime() {

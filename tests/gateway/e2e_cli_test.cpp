@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "support/demo_upstream.hpp"
+#include "support/e2e.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
 
@@ -19,7 +20,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const EnvVars kNoRedis = {{"REDIS_URL", ""}};
 
 bool contains(const std::string& text, std::string_view what) {
   return text.find(what) != std::string::npos;

@@ -23,6 +23,7 @@
 #include "metrics_scrape.hpp"
 #include "limiter/descriptor.hpp"
 #include "support/demo_upstream.hpp"
+#include "support/e2e.hpp"
 #include "support/fake_redis.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
@@ -34,16 +35,8 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-#ifdef PHLOW_SANITIZED
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
 namespace {
 
-// Hermetic: a REDIS_URL of the environment must not reach a gateway under test.
-const EnvVars kNoRedis = {{"REDIS_URL", ""}};
 // Sanitized builds run about 50 times slower: fewer connections, and a Redis deadline
 // that their event loops can meet, else checks time out and flip between Redis and
 // memory (which is correct, but then no count is exact).

@@ -25,6 +25,7 @@
 
 #include "limiter/descriptor.hpp"
 #include "support/base64url.hpp"
+#include "support/e2e.hpp"
 #include "support/demo_upstream.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
@@ -35,16 +36,8 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-#ifdef PHLOW_SANITIZED
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
 namespace {
 
-// Hermetic: a REDIS_URL of the environment must not reach a gateway under test.
-const EnvVars kNoRedis = {{"REDIS_URL", ""}};
 
 // One upstream `app` at `url`, one catch-all route; `http` lines are indented by two.
 std::string proxy_config(const std::string& url, const std::string& http = "") {

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/base64url.hpp"
+#include "support/e2e.hpp"
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -25,8 +26,6 @@ using namespace phlow::test;
 
 namespace {
 
-// Hermetic: a REDIS_URL of the environment must not reach a gateway under test.
-const EnvVars kNoRedis = {{"REDIS_URL", ""}};
 
 std::string gateway_yaml(const DemoUpstream& upstream, const std::string& rest) {
   return "listen: \"127.0.0.1:0\"\nthreads: 1\naccess_log: \"off\"\nupstreams:\n  app: { url: \"" +

@@ -22,6 +22,7 @@
 #include "metrics_scrape.hpp"
 #include "limiter/descriptor.hpp"
 #include "support/demo_upstream.hpp"
+#include "support/e2e.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
 #include "support/redis_server.hpp"
@@ -32,8 +33,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Hermetic: a REDIS_URL of the environment must not reach a gateway under test.
-const EnvVars kNoRedis = {{"REDIS_URL", ""}};
 
 // One worker, so that per-connection and per-worker counts are exact. `access_log` is
 // the YAML value of that key.

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "support/demo_upstream.hpp"
+#include "support/e2e.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
 
@@ -26,12 +27,6 @@ using namespace phlow::test;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-#ifdef PHLOW_SANITIZED
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
 
 namespace {
 

@@ -36,11 +36,18 @@ inline constexpr std::chrono::milliseconds kMinStall{200};
 inline constexpr std::chrono::milliseconds kPresenceInterval{1000};
 inline constexpr std::chrono::milliseconds kPresenceLive{5000};
 
+inline constexpr std::chrono::milliseconds kConnectTimeout{1000};  // connect plus handshake
+
 struct RedisOptions {
   RedisUrl url;
-  std::chrono::milliseconds timeout{50};            // deadline of one check
-  std::chrono::milliseconds connect_timeout{1000};  // connect plus handshake
+  std::chrono::milliseconds timeout{50};                 // deadline of one check
+  std::chrono::milliseconds connect_timeout{kConnectTimeout};
 };
+
+// How long startup waits for the first Redis connections (RedisHealth::wait_settled):
+// one connect plus handshake, and a little, so that the first checks are not decided
+// in memory only because connecting was still under way.
+inline constexpr std::chrono::milliseconds kStartupWait = kConnectTimeout + std::chrono::milliseconds(100);
 
 class RedisBackend final : public AsyncStore {
  public:
