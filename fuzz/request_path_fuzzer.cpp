@@ -1,13 +1,15 @@
 // The request path on raw bytes: Beast's request parser set up exactly as the session
 // sets it up (configure_request_parser), fed the way detail::read_message_part feeds
 // it (head, then body into a relay buffer), after the HeadScanner and before the
-// framing check (has_unambiguous_framing), then the router, the identifier
-// extraction and the limiter keys of the chosen route. Pipelined requests in one input
+// framing check (has_unambiguous_framing), then the router and the session's own
+// rate-limit step (RateLimitFilter: identifiers, keys, an in-memory decision, headers)
+// for the chosen route. Pipelined requests in one input
 // are taken in turn while the previous one ends cleanly with keep-alive, as the
 // session does.
 // Checked: a request that is parsed has unambiguous framing (never Content-Length
 // beside Transfer-Encoding, every Content-Length value equal), the route matches it,
-// and its limiter keys hold no raw CR/LF/space/control bytes.
+// its limiter keys hold no raw CR/LF/space/control bytes, and the rate-limit header
+// lines are well formed.
 #include <array>
 #include <charconv>
 #include <cstddef>
@@ -16,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
@@ -25,8 +28,12 @@
 #include "fuzz_assert.hpp"
 #include "gateway/head_scanner.hpp"
 #include "gateway/identifier_extractor.hpp"
+#include "gateway/rate_limit_filter.hpp"
+#include "gateway/request_record.hpp"
+#include "gateway/snapshot.hpp"
 #include "gateway/router.hpp"
 #include "limiter/descriptor.hpp"
+#include "limiter/memory_backend.hpp"
 #include "request_parser.hpp"
 
 namespace {
@@ -104,21 +111,40 @@ error_code feed(RequestParser& parser, beast::flat_buffer& buffer, Done done) {
   return ec;
 }
 
-void check_keys(const Config& cfg, const phlow::config::Route& route,
-                const phlow::gateway::RequestView& view) {
-  const phlow::gateway::IdentifierExtractor extractor(cfg.identifiers);
-  std::string identifier;
-  std::string key;
-  for (std::size_t index : route.limits) {
-    const auto& spec = cfg.limits[index];
-    if (!extractor.extract(spec.key, view, identifier)) continue;
-    phlow::limiter::build_key(key, cfg.redis.key_prefix, spec.name(), identifier);
-    const std::string_view stored =
-        std::string_view(key).substr(cfg.redis.key_prefix.size() + spec.name().size() + 1);
+// The rate-limit step as the session runs it (RateLimitFilter, in memory): the
+// route's descriptors, their keys, one decision and the response headers.
+struct Limiting {
+  Limiting()
+      : snapshot(std::make_shared<const Config>(config()), 1, routes, limits),
+        limiter(io.get_executor(), std::make_shared<phlow::limiter::MemoryBackend>(), nullptr,
+                phlow::limiter::FailureMode::fallback) {}
+  boost::asio::io_context io;
+  phlow::gateway::NameTable routes, limits;
+  phlow::gateway::Snapshot snapshot;
+  phlow::limiter::FallbackBackend limiter;
+  phlow::gateway::WorkerStats stats;
+  phlow::gateway::RateLimitFilter filter;
+  phlow::gateway::RequestRecord record;
+};
+
+void check_limits(const phlow::config::Route& route, const phlow::gateway::RequestView& view) {
+  static Limiting l;
+  l.record.reset(std::chrono::steady_clock::now(), 0);
+  FUZZ_ASSERT(l.filter.start(l.snapshot, route, view, l.limiter, l.stats, l.record, true));  // in memory
+  for (const auto& d : l.filter.pending()) {
+    const std::string_view stored = l.snapshot.keys.stored_identifier(d.key, d.limit->name);
     FUZZ_ASSERT(!stored.empty());
     for (unsigned char c : stored) FUZZ_ASSERT(c > 0x20 && c < 0x7f);
   }
-  (void)extractor.redact_target(view.target);
+  // Header lines are "Name: value\r\n" with no CR/LF inside a value.
+  for (std::string_view lines = l.filter.header_lines(); !lines.empty();) {
+    const auto end = lines.find("\r\n");
+    FUZZ_ASSERT(end != std::string_view::npos);
+    FUZZ_ASSERT(lines.substr(0, end).find_first_of("\r\n") == std::string_view::npos);
+    lines.remove_prefix(end + 2);
+  }
+  if (!l.filter.allowed()) FUZZ_ASSERT(!l.filter.rejection_body().empty());
+  (void)l.snapshot.identifiers.redact_target(view.target);
 }
 
 // One request from `buffer`; returns whether the connection would carry another.
@@ -161,7 +187,7 @@ bool one_request(beast::flat_buffer& buffer, std::string_view peer) {
   if (const phlow::config::Route* route = phlow::gateway::match_route(cfg, view)) {
     FUZZ_ASSERT(view.path().starts_with(route->match.path_prefix));
     FUZZ_ASSERT(!route->match.host || *route->match.host == host);
-    check_keys(cfg, *route, view);
+    check_limits(*route, view);
   }
   const bool keep_alive = req.keep_alive();
   ec = feed(parser, buffer, [&] { return parser.is_done(); });

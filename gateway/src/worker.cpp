@@ -39,14 +39,15 @@ std::unique_ptr<limiter::AsyncStore> make_redis(net::any_io_executor executor,
 Worker::Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
                std::shared_ptr<limiter::MemoryBackend> memory,
                std::shared_ptr<limiter::RedisHealth> redis_health,
-               std::shared_ptr<AccessLogSink> access_log)
+               std::shared_ptr<AccessLogSink> access_log, const StoreFactory& store_factory)
     : server_(server), snapshot_(std::move(snapshot)),
       pool_(io_.get_executor(), &stats_.upstream_connections),
       random_(std::random_device{}()) {
   if (access_log) access_log_ = std::make_unique<AccessLogBuffer>(std::move(access_log));
   const config::Config& cfg = *snapshot_->config;
   limiter_ = std::make_unique<limiter::FallbackBackend>(
-      io_.get_executor(), std::move(memory), make_redis(io_.get_executor(), cfg, redis_health),
+      io_.get_executor(), std::move(memory),
+      store_factory ? store_factory(io_.get_executor()) : make_redis(io_.get_executor(), cfg, redis_health),
       cfg.redis.on_failure, cfg.redis.fallback_share);
 }
 

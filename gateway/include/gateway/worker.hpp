@@ -6,6 +6,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
 #include <memory>
 #include <random>
 #include <thread>
@@ -25,10 +26,15 @@ class Server;
 
 class Worker {
  public:
+  // Builds this worker's shared store on its executor (nullptr: limits in memory
+  // only). Empty: the store redis.url names (limiter::make_store), started.
+  using StoreFactory =
+      std::function<std::unique_ptr<limiter::AsyncStore>(boost::asio::any_io_executor)>;
+
   Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
          std::shared_ptr<limiter::MemoryBackend> memory,
          std::shared_ptr<limiter::RedisHealth> redis_health,
-         std::shared_ptr<AccessLogSink> access_log);
+         std::shared_ptr<AccessLogSink> access_log, const StoreFactory& store_factory = {});
   ~Worker();
 
   boost::asio::io_context& io() { return io_; }
