@@ -70,12 +70,13 @@ identifiers:
   ip: { trusted_proxies: [127.0.0.1/32, "::1/128", 10.0.0.0/8] }
 )";
 
-const Config& config() {
+const std::shared_ptr<const Config>& config_ptr() {
   static const auto loaded = phlow::config::load_config_string(kConfig, phlow::config::Format::yaml,
                                                                "request_path_fuzzer", nullptr);
   FUZZ_ASSERT(loaded.ok());
-  return *loaded.config;
+  return loaded.config;
 }
+const Config& config() { return *config_ptr(); }
 
 // Puts the buffered bytes into the parser until `done` holds; at the end of the input
 // the connection closes, as in detail::read_message_part (gateway/src/relay.hpp):
@@ -115,7 +116,7 @@ error_code feed(RequestParser& parser, beast::flat_buffer& buffer, Done done) {
 // route's descriptors, their keys, one decision and the response headers.
 struct Limiting {
   Limiting()
-      : snapshot(std::make_shared<const Config>(config()), 1, routes, limits),
+      : snapshot(config_ptr(), 1, routes, limits),
         limiter(io.get_executor(), std::make_shared<phlow::limiter::MemoryBackend>(), nullptr,
                 phlow::limiter::FailureMode::fallback) {}
   boost::asio::io_context io;

@@ -9,7 +9,8 @@ namespace {
 
 using enum UpstreamError;
 
-// Indexed by ProxyError.
+// Indexed by ProxyError: one row per enumerator, the last one included.
+static_assert(static_cast<std::size_t>(ProxyError::upstream_reset) + 1 == kProxyErrors);
 constexpr std::array<ProxyErrorInfo, kProxyErrors> kTable{{
     {400, "Malformed request", "BAD_REQUEST", std::nullopt},
     {400, "Ambiguous message framing", "BAD_REQUEST", std::nullopt},

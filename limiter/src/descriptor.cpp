@@ -1,7 +1,5 @@
 #include "limiter/descriptor.hpp"
 
-#include "limiter/key_layout.hpp"
-
 #include <openssl/evp.h>
 
 #include <array>
@@ -55,17 +53,6 @@ std::string build_key(std::string_view prefix, std::string_view limit_name,
   std::string out;
   build_key(out, prefix, limit_name, identifier);
   return out;
-}
-
-std::string KeyLayout::key_of_stored(std::string_view limit, std::string_view stored_identifier) const {
-  std::string out;
-  out.reserve(prefix_.size() + limit.size() + 1 + stored_identifier.size());
-  out.append(prefix_).append(limit).append(":").append(stored_identifier);
-  return out;
-}
-
-std::string KeyLayout::presence_key() const {
-  return std::string(prefix_).append(kPresenceKeySuffix);
 }
 
 }  // namespace phlow::limiter
