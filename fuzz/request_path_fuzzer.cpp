@@ -1,6 +1,6 @@
 // The request path on raw bytes: Beast's request parser set up exactly as the session
-// sets it up (configure_request_parser), fed the way detail::read_message_part feeds
-// it (head, then body into a relay buffer), after the HeadScanner and before the
+// sets it up (configure_request_parser), fed by the session's own parse step
+// (detail::put_buffered, relay.hpp: head, then body into a relay buffer), after the HeadScanner and before the
 // framing check (has_unambiguous_framing), then the router and the session's own
 // rate-limit step (RateLimitFilter: identifiers, keys, an in-memory decision, headers)
 // for the chosen route. Pipelined requests in one input
@@ -34,6 +34,7 @@
 #include "gateway/router.hpp"
 #include "limiter/descriptor.hpp"
 #include "limiter/memory_backend.hpp"
+#include "relay.hpp"
 #include "request_parser.hpp"
 
 namespace {
@@ -78,38 +79,24 @@ const std::shared_ptr<const Config>& config_ptr() {
 }
 const Config& config() { return *config_ptr(); }
 
-// Puts the buffered bytes into the parser until `done` holds; at the end of the input
-// the connection closes, as in detail::read_message_part (gateway/src/relay.hpp):
-// end_of_stream before a message began, else put_eof.
+// Puts the buffered bytes into the parser until `done` holds, through the session's
+// own parse step (detail::put_buffered); when the input runs out the connection
+// closes, as the session's read_message_part sees it (detail::end_of_input).
 template <class Done>
 error_code feed(RequestParser& parser, beast::flat_buffer& buffer, Done done) {
-  error_code ec;
   std::array<char, 512> sink;
   while (!done()) {
+    const std::size_t* space = nullptr;
     if (parser.is_header_done()) {
       parser.get().body().data = sink.data();
       parser.get().body().size = sink.size();
+      space = &parser.get().body().size;
     }
-    if (buffer.size() == 0) {
-      if (!parser.got_some()) return http::error::end_of_stream;
-      parser.put_eof(ec);
-      return ec;
-    }
-    const std::size_t used = parser.put(buffer.data(), ec);
-    buffer.consume(used);
-    if (ec == http::error::need_buffer) {
-      ec = {};  // the relay's buffer is full: it is sent on and reused
-    } else if (ec == http::error::need_more) {
-      ec = {};
-      if (used == 0) {
-        parser.put_eof(ec);
-        return ec;
-      }
-    } else if (ec) {
-      return ec;
-    }
+    auto part = phlow::gateway::detail::put_buffered(buffer, parser, space, sink.size(), true);
+    if (!part) return phlow::gateway::detail::end_of_input(parser);
+    if (*part) return *part;
   }
-  return ec;
+  return {};
 }
 
 // The rate-limit step as the session runs it (RateLimitFilter, in memory): the

@@ -19,6 +19,7 @@ packages=("${build_packages[@]}"
   catch2
   redis-server redis-tools
   curl
+  openssl                     # tests: the TLS fixtures make their certificates with it
   docker-compose              # tests/deploy: `docker-compose config -q` on docker-compose.yml
   systemd                     # tests/deploy: systemd-analyze verify on the unit
   chromium                    # the status page is tested in a real headless browser

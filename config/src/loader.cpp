@@ -103,8 +103,12 @@ LoadResult zero_config(std::string upstream_url, std::string listen, const Env& 
     result.errors.push_back({"--listen", 0, "", "invalid listen address \"" + listen + "\": " + why});
   }
   if (env) config.redis.url = env("REDIS_URL").value_or("");
-  if (!config.redis.url.empty() && !parse_redis_url(config.redis.url, &why)) {
-    result.errors.push_back({"REDIS_URL", 0, "", "invalid Redis URL: " + why});
+  if (!config.redis.url.empty()) {
+    if (auto url = parse_redis_url(config.redis.url, &why)) {
+      config.redis.target = std::move(*url);
+    } else {
+      result.errors.push_back({"REDIS_URL", 0, "", why});
+    }
   }
   config.limits = default_limits();
   config.routes.push_back(default_route(config));

@@ -62,14 +62,36 @@ void read_redis(ObjectReader& top, const Env& env, RedisSettings& out) {
   ObjectReader redis = top.object("redis");
   out.url = redis.string("url", out.url);
   if (out.url.empty() && env) out.url = env("REDIS_URL").value_or("");
+  const bool has_tls = redis.has("tls");
+  ObjectReader tls = redis.object("tls");
+  out.tls.ca_file = tls.string("ca_file", out.tls.ca_file);
+  out.tls.cert_file = tls.string("cert_file", out.tls.cert_file);
+  out.tls.key_file = tls.string("key_file", out.tls.key_file);
+  out.tls.server_name = tls.string("server_name", out.tls.server_name);
+  out.tls.verify = tls.boolean("verify", out.tls.verify);
+  tls.finish();
+  out.sentinel_password = redis.string("sentinel_password", out.sentinel_password);
   if (!out.url.empty()) {
     std::string why;
-    if (auto url = parse_redis_url(out.url, &why); !url) {
-      redis.diagnostics().error(redis.path().key("url"),
-                                "invalid Redis URL \"" + redact_redis_url(out.url) + "\": " + why);
-    } else if (const std::string unsupported = limiter::unsupported_store(*url); !unsupported.empty()) {
-      redis.diagnostics().error(redis.path().key("url"), unsupported);
+    if (auto url = parse_redis_url(out.url, &why)) {
+      out.target = std::move(*url);
+    } else {
+      redis.diagnostics().error(redis.path().key("url"), why);
     }
+  }
+  using limiter::RedisTopology;
+  if (has_tls && !out.target.tls) {
+    redis.diagnostics().error(redis.path().key("tls"),
+                              "TLS settings need a rediss URL (rediss://, rediss+sentinel:// or "
+                              "rediss+cluster://)");
+  } else if (out.target.tls) {
+    if (const std::string why = limiter::check_tls(out.tls); !why.empty()) {
+      redis.diagnostics().error(redis.path().key("tls"), why);
+    }
+  }
+  if (!out.sentinel_password.empty() && out.target.topology != RedisTopology::sentinel) {
+    redis.diagnostics().error(redis.path().key("sentinel_password"),
+                              "sentinel_password needs a redis+sentinel:// URL");
   }
   out.key_prefix = redis.string("key_prefix", out.key_prefix);
   out.timeout = redis.duration("timeout", out.timeout);

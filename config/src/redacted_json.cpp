@@ -47,11 +47,21 @@ json identifiers_json(const Identifiers& ids) {
 }
 
 json redis_json(const RedisSettings& redis) {
-  return {{"url", redis.url.empty() ? "" : redact_redis_url(redis.url)},
-          {"key_prefix", redis.key_prefix},
-          {"timeout", format_duration(redis.timeout)},
-          {"on_failure", std::string(to_string(redis.on_failure))},
-          {"fallback_share", redis.fallback_share == 0 ? json("auto") : json(redis.fallback_share)}};
+  json out = {{"url", redis.url.empty() ? "" : redact_redis_url(redis.url)},
+              {"key_prefix", redis.key_prefix},
+              {"timeout", format_duration(redis.timeout)},
+              {"on_failure", std::string(to_string(redis.on_failure))},
+              {"fallback_share", redis.fallback_share == 0 ? json("auto") : json(redis.fallback_share)}};
+  // File names only: what the files hold is never read into the config.
+  if (redis.target.tls) {
+    out["tls"] = {{"ca_file", redis.tls.ca_file},
+                  {"cert_file", redis.tls.cert_file},
+                  {"key_file", redis.tls.key_file},
+                  {"server_name", redis.tls.server_name},
+                  {"verify", redis.tls.verify}};
+  }
+  if (!redis.sentinel_password.empty()) out["sentinel_password"] = "***";
+  return out;
 }
 
 json server_json(const Config& config, json out) {

@@ -22,7 +22,10 @@ std::string describe_limit(const LimitSpec& spec) {
 
 std::string describe_redis(const RedisSettings& redis) {
   if (redis.url.empty()) return "disabled: limits are kept in memory, per instance";
-  return redact_redis_url(redis.url) + " (timeout " + format_duration(redis.timeout) +
+  std::string transport;
+  if (redis.target.tls) transport = redis.tls.verify ? ", TLS" : ", TLS WITHOUT certificate verification";
+  return std::string(limiter::to_string(redis.target.topology)) + " " + redact_redis_url(redis.url) +
+         " (timeout " + format_duration(redis.timeout) + transport +
          ", on failure: " + std::string(to_string(redis.on_failure)) + ", fallback share " +
          (redis.fallback_share == 0 ? std::string("auto") : std::to_string(redis.fallback_share)) +
          ")";

@@ -71,12 +71,18 @@ std::string UpstreamUrl::to_string() const {
 std::optional<RedisUrl> parse_redis_url(std::string_view text, std::string* why) {
   // One parser for the config and the limiter that connects with it.
   auto parsed = limiter::parse_redis_url(text);
-  if (auto* error = std::get_if<std::string>(&parsed)) return fail<RedisUrl>(why, *error);
-  return std::get<RedisUrl>(std::move(parsed));
+  if (auto* error = std::get_if<std::string>(&parsed)) {
+    return fail<RedisUrl>(why, "invalid Redis URL \"" + redact_redis_url(text) + "\": " + *error);
+  }
+  auto& url = std::get<RedisUrl>(parsed);
+  if (std::string unsupported = limiter::unsupported_store(url); !unsupported.empty()) {
+    return fail<RedisUrl>(why, unsupported);
+  }
+  return std::move(url);
 }
 
 std::string redact_redis_url(std::string_view text) {
-  if (!parse_redis_url(text)) return "***";
+  if (!std::holds_alternative<RedisUrl>(limiter::parse_redis_url(text))) return "***";
   const auto scheme_end = text.find("://") + 3;
   const auto at = text.rfind('@');
   if (at == std::string_view::npos) return std::string(text);

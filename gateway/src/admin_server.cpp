@@ -67,6 +67,12 @@ bool token_matches(std::string_view header, const std::string& token) {
   return CRYPTO_memcmp(given.data(), wanted.data(), given.size()) == 0;
 }
 
+// What /readyz says Redis is: standalone, sentinel or cluster; none without Redis.
+std::string redis_topology(const config::Config& config) {
+  if (config.redis.url.empty()) return "none";
+  return std::string(limiter::to_string(config.redis.target.topology));
+}
+
 }  // namespace
 
 class AdminServer::Connection {
@@ -119,6 +125,7 @@ net::awaitable<Reply> AdminServer::Connection::handle(const http::request<http::
       const auto snap = src.snapshot();
       co_return json_reply(http::status::ok, {{"status", "ready"},
                                               {"redis", src.redis_state()},
+                                              {"redis_topology", redis_topology(*snap->config)},
                                               {"config_generation", snap->generation},
                                               {"uptime_seconds", src.uptime_seconds()},
                                               {"version", version()}});
@@ -219,12 +226,8 @@ net::awaitable<Reply> AdminServer::Connection::reset(const Snapshot& snap, std::
 AdminServer::AdminServer(const config::Config& config, AdminSources sources)
     : sources_(std::move(sources)) {
   if (sources_.redis_health && !config.redis.url.empty()) {
-    auto parsed = limiter::parse_redis_url(config.redis.url);
-    if (auto* url = std::get_if<limiter::RedisUrl>(&parsed)) {
-      redis_ = limiter::make_store(
-          io_.get_executor(), limiter::RedisOptions{.url = *url, .timeout = config.redis.timeout},
-          std::make_shared<limiter::RedisHealth>(url->endpoint(), false));
-    }
+    redis_ = limiter::make_store(io_.get_executor(), config.redis.store_options(),
+                                 std::make_shared<limiter::RedisHealth>(config.redis.target.endpoint(), false));
   }
 }
 

@@ -50,12 +50,6 @@ std::string_view to_string(UpstreamError e) {
   return names[static_cast<std::size_t>(e)];
 }
 
-std::string_view to_string(RedisError e) {
-  static constexpr std::array<std::string_view, kRedisErrors> names{"timeout", "connection",
-                                                                    "server_error", "bad_reply"};
-  return names[static_cast<std::size_t>(e)];
-}
-
 void Histogram::observe(std::chrono::nanoseconds d) {
   const std::int64_t ns = std::max<std::int64_t>(d.count(), 0);
   // `le` is inclusive: the first bound >= ns.

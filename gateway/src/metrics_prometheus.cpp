@@ -110,8 +110,11 @@ void errors(std::string& out, std::string_view name, std::string_view help,
 void redis(std::string& out, const Totals& t, const GlobalStats& g) {
   histogram(out, "redis_check_duration_seconds", "Duration of one Redis limit check.",
             t.redis_check);
-  errors<RedisError>(out, "redis_errors_total", "Failed Redis limit checks, by kind.",
-                     t.redis_errors);
+  family(out, "redis_errors_total", "counter", "Failed Redis limit checks, by kind.");
+  for (const limiter::StoreError e : limiter::kRoundTripFailures) {
+    sample(out, "redis_errors_total", {{"kind", limiter::metric_label(e)}},
+           t.redis_errors[static_cast<std::size_t>(e)]);
+  }
   family(out, "redis_fallback", "gauge",
          "1 while limit checks use the in-memory fallback instead of Redis.");
   sample(out, "redis_fallback", {}, g.in_fallback ? 1 : 0);
@@ -119,6 +122,9 @@ void redis(std::string& out, const Totals& t, const GlobalStats& g) {
          "Switches between Redis and the in-memory fallback, by the side switched to.");
   sample(out, "redis_fallback_transitions_total", {{"to", "fallback"}}, g.fallback_transitions);
   sample(out, "redis_fallback_transitions_total", {{"to", "redis"}}, g.recoveries);
+  family(out, "redis_master_changes_total", "counter",
+         "Times the Redis master the gateway reaches has changed (a Sentinel failover).");
+  sample(out, "redis_master_changes_total", {}, g.master_changes);
   family(out, "redis_live_gateways", "gauge",
          "Gateway instances last seen live in Redis (0 until this one has been seen).");
   sample(out, "redis_live_gateways", {}, g.live_gateways);

@@ -62,8 +62,8 @@ json top_limited_json(const std::vector<const WorkerStats*>& workers) {
 json redis_json(const Totals& t, const GlobalStats& g) {
   const char* state = !g.redis_configured ? "disabled" : g.in_fallback ? "fallback" : "connected";
   json errors = json::object();
-  for (std::size_t k = 0; k < kRedisErrors; ++k)
-    errors[std::string(to_string(static_cast<RedisError>(k)))] = t.redis_errors[k];
+  for (const limiter::StoreError e : limiter::kRoundTripFailures)
+    errors[std::string(limiter::metric_label(e))] = t.redis_errors[static_cast<std::size_t>(e)];
   return {{"state", state},
           {"fallback_transitions", g.fallback_transitions},
           {"recoveries", g.recoveries},

@@ -20,7 +20,7 @@ struct Totals {
   std::vector<std::array<std::uint64_t, kOutcomes>> decisions =
       std::vector<std::array<std::uint64_t, kOutcomes>>(kMaxNames);
   Histogram::Snapshot redis_check, upstream;
-  std::array<std::uint64_t, kRedisErrors> redis_errors{};
+  std::array<std::uint64_t, limiter::kStoreErrors> redis_errors{};
   std::array<std::uint64_t, kUpstreamErrors> upstream_errors{};
   std::int64_t client_connections = 0, upstream_connections = 0;
 };

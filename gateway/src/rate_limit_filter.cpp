@@ -37,13 +37,7 @@ bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route
 void RateLimitFilter::finish(WorkerStats& stats, RequestRecord& record, bool log_identifier) {
   const auto elapsed = std::chrono::steady_clock::now() - started_;
   stats.redis_check.observe(elapsed);
-  switch (decision_.store_failure) {
-    case limiter::StoreFailure::timeout: stats.count_redis_error(RedisError::timeout); break;
-    case limiter::StoreFailure::connection: stats.count_redis_error(RedisError::connection); break;
-    case limiter::StoreFailure::server_error: stats.count_redis_error(RedisError::server_error); break;
-    case limiter::StoreFailure::bad_reply: stats.count_redis_error(RedisError::bad_reply); break;
-    default: break;
-  }
+  stats.count_redis_error(decision_.store_failure);
   record.limiter = elapsed;
   decided(stats, record, log_identifier);
 }

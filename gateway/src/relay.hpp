@@ -2,11 +2,14 @@
 // Reading HTTP messages through Beast's parser with plain socket reads, and streaming
 // one message body from a parser to the other side in fixed-size pieces, so that no
 // body is ever held whole. The heads are written by http_head.hpp; bodies are copied as
-// they arrive, re-framed (chunked or not) by this file. Included by session.cpp only:
-// Beast's HTTP templates stay in one translation unit.
+// they arrive, re-framed (chunked or not) by this file. Generic over the stream type
+// (plain TCP today; a TLS stream is another type, not an edit). Included by the
+// session's translation units and by the request-path fuzzer, nowhere else.
 
 #include <array>
 #include <charconv>
+#include <optional>
+#include <algorithm>
 #include <chrono>
 #include <span>
 #include <string_view>
@@ -28,44 +31,63 @@ struct RelayResult {
   std::uint64_t body_bytes = 0;      // body bytes written to `out`
 };
 
+// The parsing half of read_message_part, without I/O: puts the bytes of `buffer` into
+// `parser` (arguments as there). Returns the part's result once it is complete, or
+// nothing when the parser needs more bytes than `buffer` holds. The request-path fuzzer
+// calls it with its input as the buffer.
+template <bool isRequest>
+std::optional<boost::system::error_code> put_buffered(
+    boost::beast::flat_buffer& buffer, boost::beast::http::basic_parser<isRequest>& parser,
+    const std::size_t* body_space, std::size_t space_before, bool fill) {
+  namespace http = boost::beast::http;
+  while (buffer.size() > 0) {
+    boost::system::error_code ec;
+    const std::size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == http::error::need_buffer) return boost::system::error_code{};
+    if (ec && ec != http::error::need_more) return ec;
+    if (parser.is_done()) return boost::system::error_code{};
+    if (body_space == nullptr) {
+      if (parser.is_header_done()) return boost::system::error_code{};
+    } else if (!fill && *body_space < space_before) {
+      return boost::system::error_code{};
+    }
+    if (ec || used == 0) break;  // the parser needs more than the buffer holds
+  }
+  return std::nullopt;
+}
+
+// The part's result when the peer closes the connection: end_of_stream before a
+// message began, else whatever put_eof says (none when the body ends at EOF).
+template <bool isRequest>
+boost::system::error_code end_of_input(boost::beast::http::basic_parser<isRequest>& parser) {
+  if (!parser.got_some()) return boost::beast::http::error::end_of_stream;
+  boost::system::error_code ec;
+  parser.put_eof(ec);
+  return ec;
+}
+
 // Feeds the bytes of `buffer` to `parser`, reading more from `in` when it needs them,
 // until the header is complete (`body_space` null) or, in the body, until the body
 // buffer is full, the message ended or, unless `fill`, some body bytes arrived
 // (`body_space` points at the parser's buffer_body size, which shrinks as bytes land).
-// The caller sets the deadline, which therefore covers the whole part. Errors as Beast's http::async_read_some: end_of_stream for a connection
-// closed before a message began, partial_message for one closed inside a message.
-template <bool isRequest>
+// The caller sets the deadline, which therefore covers the whole part. Errors as
+// Beast's http::async_read_some: end_of_stream for a connection closed before a message
+// began, partial_message for one closed inside a message. `Stream` is any Asio
+// AsyncReadStream (a plain or a TLS stream).
+template <class Stream, bool isRequest>
 boost::asio::awaitable<boost::system::error_code> read_message_part(
-    boost::beast::tcp_stream& in, boost::beast::flat_buffer& buffer,
+    Stream& in, boost::beast::flat_buffer& buffer,
     boost::beast::http::basic_parser<isRequest>& parser, const std::size_t* body_space,
     bool fill = false) {
-  namespace http = boost::beast::http;
   constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   const std::size_t space_before = body_space != nullptr ? *body_space : 0;
   for (;;) {
-    if (buffer.size() > 0) {
-      boost::system::error_code ec;
-      const std::size_t used = parser.put(buffer.data(), ec);
-      buffer.consume(used);
-      if (ec == http::error::need_buffer) co_return boost::system::error_code{};
-      if (ec && ec != http::error::need_more) co_return ec;
-      if (parser.is_done()) co_return boost::system::error_code{};
-      if (body_space == nullptr) {
-        if (parser.is_header_done()) co_return boost::system::error_code{};
-      } else if (!fill && *body_space < space_before) {
-        co_return boost::system::error_code{};
-      }
-      if (!ec && used > 0 && buffer.size() > 0) continue;  // a structured element ended
-    }
+    if (auto done = put_buffered(buffer, parser, body_space, space_before, fill)) co_return *done;
     const std::size_t room = buffer.capacity() - buffer.size();
     auto [ec, n] = co_await in.async_read_some(
         buffer.prepare(std::clamp<std::size_t>(room, 4096, 64 * 1024)), use_tuple);
-    if (ec == boost::asio::error::eof) {
-      if (!parser.got_some()) co_return http::error::end_of_stream;
-      boost::system::error_code eof_ec;
-      parser.put_eof(eof_ec);
-      co_return eof_ec;  // none when the body ends at EOF
-    }
+    if (ec == boost::asio::error::eof) co_return end_of_input(parser);
     if (ec) co_return ec;
     buffer.commit(n);
   }
@@ -73,8 +95,9 @@ boost::asio::awaitable<boost::system::error_code> read_message_part(
 
 // One write to `out`: the head still to send (if any), then `size` body bytes at
 // `data`, framed as a chunk when `chunked`, then the last chunk when `last`.
-inline boost::asio::awaitable<boost::system::error_code> write_piece(
-    boost::beast::tcp_stream& out, std::string_view head, const char* data, std::size_t size,
+template <class Stream>
+boost::asio::awaitable<boost::system::error_code> write_piece(
+    Stream& out, std::string_view head, const char* data, std::size_t size,
     bool chunked, bool last, std::chrono::milliseconds timeout) {
   constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   char size_line[24];
@@ -92,7 +115,7 @@ inline boost::asio::awaitable<boost::system::error_code> write_piece(
       boost::asio::buffer(data, size), boost::asio::buffer(chunk_end),
       boost::asio::buffer(last_chunk)};
   if (boost::asio::buffer_size(pieces) == 0) co_return boost::system::error_code{};
-  out.expires_after(timeout);
+  boost::beast::get_lowest_layer(out).expires_after(timeout);
   auto [ec, n] = co_await boost::asio::async_write(out, pieces, use_tuple);
   co_return ec;
 }
@@ -100,11 +123,11 @@ inline boost::asio::awaitable<boost::system::error_code> write_piece(
 // Writes `head` and then the body of the message whose header `parser` has read, as it
 // arrives on `in`, to `out`, framed as chunks when `chunked`, copied through `chunk`.
 // Each read and write has its own deadline.
-template <bool isRequest, class Allocator>
+template <bool isRequest, class Allocator, class InStream, class OutStream>
 boost::asio::awaitable<RelayResult> relay(
-    boost::beast::tcp_stream& in, boost::beast::flat_buffer& in_buffer,
+    InStream& in, boost::beast::flat_buffer& in_buffer,
     boost::beast::http::parser<isRequest, boost::beast::http::buffer_body, Allocator>& parser,
-    std::chrono::milliseconds in_timeout, boost::beast::tcp_stream& out,
+    std::chrono::milliseconds in_timeout, OutStream& out,
     std::chrono::milliseconds out_timeout, std::string_view head, bool chunked,
     std::span<char> chunk) {
   RelayResult result;
@@ -118,7 +141,7 @@ boost::asio::awaitable<RelayResult> relay(
       body.size = chunk.size();
       // A request body comes in whole pieces under one deadline, so that a client
       // trickling bytes is cut by it; a response is passed on as it arrives (streams).
-      in.expires_after(in_timeout);
+      boost::beast::get_lowest_layer(in).expires_after(in_timeout);
       const auto rec = co_await read_message_part(in, in_buffer, parser, &body.size, isRequest);
       size = chunk.size() - body.size;
       if (rec && isRequest && !head.empty() &&

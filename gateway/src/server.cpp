@@ -37,12 +37,6 @@ std::string presence_member() {
   return fmt::format("{}:{}:{:08x}", host, ::getpid(), random());
 }
 
-std::string redis_endpoint(const std::string& url) {
-  auto parsed = limiter::parse_redis_url(url);
-  if (auto* u = std::get_if<limiter::RedisUrl>(&parsed)) return u->endpoint();
-  return "redis";
-}
-
 // Binds `address` with SO_REUSEPORT so that every worker accepts on the same port and
 // the kernel spreads connections without a lock between workers.
 tcp::acceptor bind_acceptor(net::io_context& io, const tcp::endpoint& endpoint) {
@@ -62,7 +56,7 @@ Server::Server(std::shared_ptr<const config::Config> config, std::string config_
     : config_(std::move(config)), config_path_(std::move(config_path)),
       memory_(std::make_shared<limiter::MemoryBackend>()) {
   if (!config_->redis.url.empty()) {
-    redis_health_ = std::make_shared<limiter::RedisHealth>(redis_endpoint(config_->redis.url));
+    redis_health_ = std::make_shared<limiter::RedisHealth>(config_->redis.target.endpoint());
     fallback_share_ = config_->redis.fallback_share;
   }
 }
@@ -93,6 +87,7 @@ GlobalStats Server::global_stats() const {
   g.in_fallback = redis_health_ && redis_health_->state() != limiter::RedisState::connected;
   g.fallback_transitions = redis_health_ ? redis_health_->fallback_transitions() : 0;
   g.recoveries = redis_health_ ? redis_health_->recovery_transitions() : 0;
+  g.master_changes = redis_health_ ? redis_health_->master_changes() : 0;
   g.live_gateways = redis_health_ ? redis_health_->live_instances() : 0;
   g.fallback_share = limiter::fallback_divisor(fallback_share_, redis_health_.get());
   g.reloads_ok = reloads_ok_.load();

@@ -25,11 +25,7 @@ std::unique_ptr<limiter::AsyncStore> make_redis(net::any_io_executor executor,
                                                   const config::Config& cfg,
                                                   const std::shared_ptr<limiter::RedisHealth>& health) {
   if (cfg.redis.url.empty() || !health) return nullptr;
-  auto parsed = limiter::parse_redis_url(cfg.redis.url);
-  auto* url = std::get_if<limiter::RedisUrl>(&parsed);
-  if (url == nullptr) return nullptr;  // validated by the config loader already
-  limiter::RedisOptions options{.url = *url, .timeout = cfg.redis.timeout};
-  auto redis = limiter::make_store(std::move(executor), options, health);
+  auto redis = limiter::make_store(std::move(executor), cfg.redis.store_options(), health);
   redis->start();
   return redis;
 }

@@ -22,7 +22,8 @@ class DistributedRateLimiter::RedisRuntime {
   RedisRuntime(RedisUrl url, const LimiterOptions& options)
       : health_(std::make_shared<RedisHealth>(url.endpoint())),
         work_(io_.get_executor()) {
-    RedisOptions ropts{.url = std::move(url), .timeout = options.timeout};
+    RedisOptions ropts{.url = std::move(url), .tls = options.tls,
+                       .sentinel_password = options.sentinel_password, .timeout = options.timeout};
     auto redis = make_store(io_.get_executor(), ropts, health_);
     redis->start();
     backend_ = std::make_unique<FallbackBackend>(

@@ -129,20 +129,11 @@ Decision decide_without_redis(MemoryBackend& memory, const RejectedKeys& rejecte
   return d;
 }
 
-StoreFailure store_failure_of(const boost::system::error_code& ec) {
-  using redis::errc;
-  if (ec == errc::timeout) return StoreFailure::timeout;
-  if (ec == errc::server_error) return StoreFailure::server_error;
-  if (ec == errc::bad_reply) return StoreFailure::bad_reply;
-  if (ec == errc::not_connected) return StoreFailure::not_connected;
-  return StoreFailure::connection;
-}
-
 }  // namespace
 
 Decision FallbackBackend::on_redis_failure(std::span<const Descriptor> descriptors) {
   Decision d = decide_without_redis(*memory_, *rejected_, descriptors, on_failure_, share());
-  d.store_failure = StoreFailure::not_connected;
+  d.store_failure = StoreError::not_connected;
   return d;
 }
 
@@ -158,7 +149,7 @@ void FallbackBackend::start_check(std::span<const Descriptor> descriptors,
                        h = std::move(handler)](boost::system::error_code ec, Decision d) mutable {
                         if (ec) {
                           d = decide_without_redis(*memory, *rejected, descriptors, mode, share);
-                          d.store_failure = store_failure_of(ec);
+                          d.store_failure = store_error_of(ec);
                         } else if (mode == FailureMode::fallback &&
                                    (!d.allowed || !rejected->empty())) {
                           rejected->record(descriptors, d, memory->now_us() / 1000);

@@ -11,11 +11,12 @@
 #include "redis/check_command.hpp"
 #include "redis/check_script.hpp"
 #include "redis/connection.hpp"
+#include "redis/node_source.hpp"
+#include "redis/stream.hpp"
 
 namespace phlow::limiter {
 
 using boost::system::error_code;
-using redis::errc;
 using redis::Value;
 using redis::encode_check;
 using redis::parse_check;
@@ -37,9 +38,9 @@ void finish_check(error_code ec, const Value& v, std::span<const Descriptor> des
   Decision d;
   if (!ec && v.is_error()) {
     log_server_error(v.str);
-    ec = errc::server_error;
+    ec = StoreError::server_error;
   } else if (!ec && !parse_check(v, descriptors, d)) {
-    ec = errc::bad_reply;
+    ec = StoreError::bad_reply;
   }
   std::move(handler)(ec, d);
 }
@@ -98,21 +99,30 @@ struct RedisBackend::Presence : std::enable_shared_from_this<Presence> {
 };
 
 RedisBackend::RedisBackend(boost::asio::any_io_executor executor, RedisOptions options,
-                           std::shared_ptr<RedisHealth> health)
-    : options_(std::move(options)), health_(std::move(health)) {
+                           std::shared_ptr<RedisHealth> health,
+                           std::shared_ptr<redis::NodeSource> nodes)
+    : options_(std::move(options)), health_(std::move(health)), nodes_(std::move(nodes)) {
   const int id = health_->add_connection();
   redis::ConnectionOptions copts;
   copts.connect_timeout = options_.connect_timeout;
   copts.stall_timeout = std::max(kStallDeadlines * options_.timeout, kMinStall);
   connection_ = std::make_shared<redis::Connection>(
-      std::move(executor), options_.url, std::string(redis::kCheckScript), copts,
+      std::move(executor), options_.url, nodes_, redis::make_transport(options_),
+      std::string(redis::kCheckScript), copts,
       [health = health_, id](bool up, const std::string& reason) { health->report(id, up, reason); });
 }
 
 RedisBackend::~RedisBackend() { stop(); }
 
-void RedisBackend::start() { connection_->start(); }
+void RedisBackend::start() {
+  connection_->start();
+  nodes_->watch([weak = std::weak_ptr<redis::Connection>(connection_)](const std::string& why) {
+    if (auto connection = weak.lock()) connection->reconnect(why);
+  });
+}
+
 void RedisBackend::stop() {
+  nodes_->stop();
   if (presence_) {
     presence_->stopped = true;
     presence_->timer.cancel();
@@ -135,8 +145,13 @@ void RedisBackend::async_check(std::span<const Descriptor> descriptors, bool con
   encode_check(command_, true, connection_->script_sha(), descriptors, consume);
   connection_->exec(
       command_, deadline,
-      [conn = connection_, descriptors, consume, deadline, h = std::move(handler)](
-          error_code ec, Value v) mutable {
+      [conn = connection_, find_master = nodes_->master_only(), descriptors, consume, deadline,
+       h = std::move(handler)](error_code ec, Value v) mutable {
+        if (find_master && !ec && v.is_error() && v.str.starts_with("READONLY")) {
+          // A replica now (a failover the source has not announced yet): find the
+          // master again. This check goes to the failure policy.
+          conn->reconnect("Redis answered READONLY: the node is a replica now");
+        }
         if (!ec && v.is_error() && v.str.starts_with("NOSCRIPT")) {
           // The script cache was flushed (restart, SCRIPT FLUSH): EVAL reloads it.
           std::string command;
@@ -156,7 +171,7 @@ void RedisBackend::async_reset(std::string_view key, ResetHandler handler) {
   redis::CommandWriter(command_, 2).arg("DEL").arg(key);
   connection_->exec(command_, redis::Clock::now() + options_.timeout,
                     [h = std::move(handler)](error_code ec, Value v) mutable {
-                      if (!ec && v.is_error()) ec = errc::server_error;
+                      if (!ec && v.is_error()) ec = StoreError::server_error;
                       std::move(h)(ec);
                     });
 }

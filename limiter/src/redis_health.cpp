@@ -33,9 +33,23 @@ RedisState RedisHealth::wait_settled(std::chrono::milliseconds timeout) const {
   return state_.load();
 }
 
-void RedisHealth::report(int connection, bool up, const std::string& reason) {
+std::string RedisHealth::last_failure() const {
+  std::lock_guard lock(mutex_);
+  return last_failure_;
+}
+
+void RedisHealth::report(int connection, bool up, const std::string& detail) {
   std::lock_guard lock(mutex_);
   up_.at(static_cast<std::size_t>(connection)) = up;
+  if (!up) {
+    last_failure_ = detail;
+  } else if (detail != endpoint_up_) {
+    if (!endpoint_up_.empty()) {
+      ++master_changes_;
+      if (log_transitions_) spdlog::warn("Redis master changed: now {} (was {})", detail, endpoint_up_);
+    }
+    endpoint_up_ = detail;
+  }
   const RedisState before = state_.load();
   RedisState after = before;
   if (!up) {
@@ -50,7 +64,7 @@ void RedisHealth::report(int connection, bool up, const std::string& reason) {
   if (after == RedisState::fallback) {
     ++to_fallback_;
     spdlog::warn("{}", kFallbackMessage);
-    spdlog::warn("Redis at {}: {}", endpoint_, reason);
+    spdlog::warn("Redis at {}: {}", endpoint_, detail);
   } else if (before == RedisState::fallback) {
     ++to_connected_;
     spdlog::info("Reconnected to Redis at {}, leaving in-memory fallback", endpoint_);

@@ -21,23 +21,98 @@ bool parse_int(std::string_view text, Int& value) {
   return ec == std::errc{} && p == text.data() + text.size() && !text.empty();
 }
 
+// One `host[:port]` or `[v6][:port]` of the node list.
+std::variant<RedisNode, std::string> parse_node(std::string_view text, std::uint16_t default_port) {
+  RedisNode node;
+  node.port = default_port;
+  std::string_view port_text;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return std::string("Redis URL has an unclosed [IPv6] host");
+    node.host = std::string(text.substr(1, close - 1));
+    std::string_view after = text.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return std::string("Redis URL has junk after its [IPv6] host");
+      port_text = after.substr(1);
+      if (port_text.empty()) return std::string("Redis URL port must be a number from 1 to 65535");
+    }
+  } else {
+    const auto colon = text.rfind(':');
+    node.host = std::string(text.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = text.substr(colon + 1);
+      if (port_text.empty()) return std::string("Redis URL port must be a number from 1 to 65535");
+    }
+  }
+  if (node.host.empty()) return std::string("Redis URL has no host");
+  if (node.host.find_first_of(" /?#@,") != std::string::npos) {
+    return std::string("Redis URL has an invalid host");
+  }
+  if (!port_text.empty()) {
+    unsigned port = 0;
+    if (!parse_int(port_text, port) || port == 0 || port > 65535) {
+      return std::string("Redis URL port must be a number from 1 to 65535");
+    }
+    node.port = static_cast<std::uint16_t>(port);
+  }
+  return node;
+}
+
+struct Scheme {
+  std::string_view prefix;
+  RedisTopology topology;
+  bool tls;
+};
+constexpr Scheme kSchemes[] = {
+    {"redis://", RedisTopology::standalone, false},
+    {"rediss://", RedisTopology::standalone, true},
+    {"redis+sentinel://", RedisTopology::sentinel, false},
+    {"rediss+sentinel://", RedisTopology::sentinel, true},
+    {"redis+cluster://", RedisTopology::cluster, false},
+    {"rediss+cluster://", RedisTopology::cluster, true},
+};
+
 }  // namespace
 
-std::string RedisUrl::endpoint() const {
+std::string_view to_string(RedisTopology t) {
+  switch (t) {
+    case RedisTopology::standalone: return "standalone";
+    case RedisTopology::sentinel: return "sentinel";
+    case RedisTopology::cluster: return "cluster";
+  }
+  return "standalone";
+}
+
+std::string RedisNode::endpoint() const {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::string RedisUrl::endpoint() const {
+  std::string out;
+  for (const RedisNode& node : nodes) {
+    if (!out.empty()) out += ',';
+    out += node.endpoint();
+  }
+  return out;
 }
 
 std::variant<RedisUrl, std::string> parse_redis_url(std::string_view url) {
   RedisUrl out;
   std::string_view rest = url;
-  if (rest.starts_with("redis://")) {
-    rest.remove_prefix(8);
-  } else if (rest.starts_with("rediss://")) {
-    rest.remove_prefix(9);
-    out.tls = true;
-  } else {
-    return std::string("Redis URL must start with redis:// or rediss://");
+  bool known = false;
+  for (const Scheme& scheme : kSchemes) {
+    if (!rest.starts_with(scheme.prefix)) continue;
+    rest.remove_prefix(scheme.prefix.size());
+    out.topology = scheme.topology;
+    out.tls = scheme.tls;
+    known = true;
+    break;
+  }
+  if (!known) {
+    return std::string(
+        "Redis URL must start with redis://, rediss://, redis+sentinel://, rediss+sentinel://, "
+        "redis+cluster:// or rediss+cluster://");
   }
   if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view userinfo = rest.substr(0, at);
@@ -54,33 +129,32 @@ std::variant<RedisUrl, std::string> parse_redis_url(std::string_view url) {
     path = rest.substr(slash + 1);
     rest = rest.substr(0, slash);
   }
-  std::string_view port_text;
-  if (rest.starts_with('[')) {
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos) return std::string("Redis URL has an unclosed [IPv6] host");
-    out.host = std::string(rest.substr(1, close - 1));
-    std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return std::string("Redis URL has junk after its [IPv6] host");
-      port_text = after.substr(1);
-    }
-  } else {
-    const auto colon = rest.rfind(':');
-    out.host = std::string(rest.substr(0, colon));
-    if (colon != std::string_view::npos) port_text = rest.substr(colon + 1);
+  const std::uint16_t default_port = out.topology == RedisTopology::sentinel ? 26379 : 6379;
+  while (true) {
+    const auto comma = rest.find(',');
+    auto node = parse_node(rest.substr(0, comma), default_port);
+    if (auto* error = std::get_if<std::string>(&node)) return std::move(*error);
+    out.nodes.push_back(std::get<RedisNode>(std::move(node)));
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
   }
-  if (out.host.empty()) return std::string("Redis URL has no host");
-  if (out.host.find_first_of(" /?#@") != std::string::npos) return std::string("Redis URL has an invalid host");
-  if (!port_text.empty() || rest.ends_with(':')) {
-    unsigned port = 0;
-    if (!parse_int(port_text, port) || port == 0 || port > 65535) {
-      return std::string("Redis URL port must be a number from 1 to 65535");
+  if (out.topology == RedisTopology::standalone && out.nodes.size() > 1) {
+    return std::string("Redis URL lists several hosts: use redis+sentinel:// or redis+cluster://");
+  }
+  if (out.topology == RedisTopology::sentinel) {
+    const auto slash = path.find('/');
+    out.master_name = std::string(path.substr(0, slash));
+    if (out.master_name.empty()) {
+      return std::string("Redis Sentinel URL needs the master's name, as in /mymaster");
     }
-    out.port = static_cast<std::uint16_t>(port);
+    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
   }
   if (!path.empty()) {
     if (!parse_int(path, out.db) || out.db < 0) {
       return std::string("Redis URL database must be a non-negative integer, as in /0");
+    }
+    if (out.topology == RedisTopology::cluster && out.db != 0) {
+      return std::string("Redis Cluster has only database 0");
     }
   }
   return out;

@@ -2,10 +2,14 @@
 
 #include <stdexcept>
 
+#include "redis/node_source.hpp"
+#include "redis/sentinel.hpp"
+#include "redis/stream.hpp"
+
 namespace phlow::limiter {
 
 std::string unsupported_store(const RedisUrl& url) {
-  if (url.tls) return "rediss:// (TLS to Redis) is not supported yet; use redis://";
+  if (url.topology == RedisTopology::cluster) return "redis+cluster:// is not supported yet";
   return {};
 }
 
@@ -15,7 +19,16 @@ std::unique_ptr<AsyncStore> make_store(boost::asio::any_io_executor executor,
   if (const std::string why = unsupported_store(options.url); !why.empty()) {
     throw std::invalid_argument(why);
   }
-  return std::make_unique<RedisBackend>(std::move(executor), options, std::move(health));
+  std::shared_ptr<redis::NodeSource> nodes;
+  switch (options.url.topology) {
+    case RedisTopology::standalone: nodes = redis::fixed_node(options.url.nodes.at(0)); break;
+    case RedisTopology::sentinel:
+      nodes = std::make_shared<redis::SentinelSource>(executor, options.url, redis::make_transport(options),
+                                                      options.sentinel_password, options.connect_timeout);
+      break;
+    case RedisTopology::cluster: break;  // refused by unsupported_store()
+  }
+  return std::make_unique<RedisBackend>(std::move(executor), options, std::move(health), std::move(nodes));
 }
 
 }  // namespace phlow::limiter

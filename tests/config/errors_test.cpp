@@ -140,12 +140,24 @@ TEST_CASE("an invalid REDIS_URL from the environment is reported") {
   auto result = load_yaml(kMinimalYaml, fake_env({{"REDIS_URL", "localhost:6379"}}));
   CHECK(rendered(result) ==
         Lines{"test.yaml: redis.url: invalid Redis URL \"***\": Redis URL must start with "
-              "redis:// or rediss://"});
+              "redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or "
+              "rediss+cluster://"});
 }
 
-TEST_CASE("rediss URLs are refused until TLS to Redis exists") {
-  CHECK(errors_with("redis: { url: \"rediss://:pw@h:6380\" }\n") ==
-        Lines{"test.yaml:3: redis.url: rediss:// (TLS to Redis) is not supported yet; use redis://"});
+TEST_CASE("redis TLS and sentinel settings must fit the URL") {
+  CHECK(errors_with("redis: { url: \"redis+cluster://:pw@h:6380\" }\n") ==
+        Lines{"test.yaml:3: redis.url: redis+cluster:// is not supported yet"});
+  CHECK(errors_with("redis: { url: \"redis://h\", tls: { verify: false } }\n") ==
+        Lines{"test.yaml:3: redis.tls: TLS settings need a rediss URL (rediss://, "
+              "rediss+sentinel:// or rediss+cluster://)"});
+  CHECK(errors_with("redis: { url: \"rediss://h\", tls: { ca_file: /nonexistent.pem } }\n")
+            .at(0)
+            .starts_with("test.yaml:3: redis.tls: ca_file: cannot load \"/nonexistent.pem\""));
+  CHECK(errors_with("redis: { url: \"rediss://h\", tls: { verfy: false } }\n") ==
+        Lines{"test.yaml:3: redis.tls.verfy: unknown key \"verfy\" (did you mean \"verify\"?)"});
+  CHECK(errors_with("redis: { url: \"redis://h\", sentinel_password: x }\n") ==
+        Lines{"test.yaml:3: redis.sentinel_password: sentinel_password needs a redis+sentinel:// URL"});
+  CHECK(load_yaml(kMinimalYaml + "redis: { url: \"redis+sentinel://s1,s2/m\", sentinel_password: x }\n").ok());
 }
 
 TEST_CASE("limits must be positive and use a known algorithm and key") {

@@ -199,6 +199,19 @@ TEST_CASE("to_redacted_json hides secrets and round-trips without them") {
   CHECK(json["redis"]["url"] == "redis://:***@r:6379/0");
   CHECK(json["admin"]["token"] == "***");
   CHECK(json.dump().find("hunter2") == std::string::npos);
+  CHECK_FALSE(json["redis"].contains("tls"));
+
+  auto sentinel = load_yaml(kMinimalYaml + "redis:\n  url: \"rediss+sentinel://:pw@s1,s2/mymaster\"\n"
+                                           "  sentinel_password: s3cret\n  tls: { verify: false }\n");
+  const auto sentinel_json = to_redacted_json(require_ok(sentinel));
+  CHECK(sentinel_json["redis"]["url"] == "rediss+sentinel://:***@s1,s2/mymaster");
+  CHECK(sentinel_json["redis"]["sentinel_password"] == "***");
+  CHECK(sentinel_json["redis"]["tls"]["verify"] == false);
+  CHECK(sentinel_json.dump().find("s3cret") == std::string::npos);
+  const std::string summary = summarize(require_ok(sentinel));
+  CHECK(summary.find("sentinel rediss+sentinel://:***@s1,s2/mymaster") != std::string::npos);
+  CHECK(summary.find("TLS WITHOUT certificate verification") != std::string::npos);
+  CHECK(summary.find("s3cret") == std::string::npos);
 
   const std::string dir = PHLOW_CONFIG_EXAMPLES_DIR;
   auto example = load_config_file(dir + "/phlow-agent.yaml", fake_env());
@@ -215,7 +228,7 @@ TEST_CASE("summarize shows listeners, redis mode, routes and limits") {
   INFO(text);
   CHECK(text.find("listen     0.0.0.0:8080") != std::string::npos);
   CHECK(text.find("admin      127.0.0.1:9090 (no token)") != std::string::npos);
-  CHECK(text.find("redis      redis://:***@cache:6379/0") != std::string::npos);
+  CHECK(text.find("redis      standalone redis://:***@cache:6379/0") != std::string::npos);
   CHECK(text.find("pw@") == std::string::npos);
   CHECK(text.find("[0] POST /roles -> agent, limits: auth, role, per_ip") != std::string::npos);
   CHECK(text.find("[1] * / -> agent, limits: auth, per_ip, per_api_key") != std::string::npos);

@@ -165,21 +165,29 @@ TEST_CASE("parse_upstream_url rejects what it cannot proxy to") {
   }
 }
 
-TEST_CASE("parse_redis_url reads password, host, port, db and TLS") {
+TEST_CASE("parse_redis_url reads password, host, port and db, and refuses what no store serves") {
   auto url = parse_redis_url("redis://:s3cret@redis.internal:6380/2");
   REQUIRE(url);
   CHECK_FALSE(url->tls);
   CHECK(url->password == "s3cret");
   CHECK(url->username.empty());
-  CHECK(url->host == "redis.internal");
-  CHECK(url->port == 6380);
+  CHECK(url->endpoint() == "redis.internal:6380");
   CHECK(url->db == 2);
 
-  auto tls = parse_redis_url("rediss://user:pw@h");
+  auto user = parse_redis_url("redis://user:pw@h");
+  REQUIRE(user);
+  CHECK(user->username == "user");
+  CHECK(user->nodes.at(0).port == 6379);
+
+  std::string why;
+  CHECK_FALSE(parse_redis_url("redis+cluster://user:pw@h", &why));
+  CHECK(why == phlow::limiter::unsupported_store(
+                   std::get<RedisUrl>(phlow::limiter::parse_redis_url("redis+cluster://h"))));
+  auto tls = parse_redis_url("rediss+sentinel://user:pw@s1,s2:26380/m/1");
   REQUIRE(tls);
   CHECK(tls->tls);
-  CHECK(tls->username == "user");
-  CHECK(tls->port == 6379);
+  CHECK(tls->topology == phlow::limiter::RedisTopology::sentinel);
+  CHECK(why.find("pw") == std::string::npos);
 
   CHECK_FALSE(parse_redis_url("http://h:6379"));
   CHECK_FALSE(parse_redis_url("redis://h:6379/x"));

@@ -351,24 +351,9 @@ TEST_CASE("e2e limits: two gateways share one Redis budget and fall back to memo
 
   // Concurrent requests through both gateways: still exactly the budget.
   const HeaderList racing = {{"Authorization", "Bearer racing"}};
-  std::atomic<int> racing_allowed{0};
-  std::atomic<int> racing_other{0};
-  std::vector<std::thread> clients;
-  for (int t = 0; t < 4; ++t) {
-    clients.emplace_back([&, port = t % 2 == 0 ? first.port() : second.port()] {
-      for (int i = 0; i < 5; ++i) {
-        const int status = get_status(port, racing);
-        if (status == 200) {
-          ++racing_allowed;
-        } else if (status != 429) {
-          ++racing_other;
-        }
-      }
-    });
-  }
-  for (auto& client : clients) client.join();
-  CHECK(racing_allowed == 10);
-  CHECK(racing_other == 0);
+  const RaceResult raced = race({first.port(), second.port()}, 4, 5, "/", racing);
+  CHECK(raced.allowed == 10);
+  CHECK(raced.other == 0);
 
   const std::string key = "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("redis-token");
   CHECK(redis.command({"TYPE", key}) == "zset");

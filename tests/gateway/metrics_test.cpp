@@ -15,7 +15,7 @@ using phlow::gateway::kMaxNames;
 using phlow::gateway::kOtherId;
 using phlow::gateway::NameTable;
 using phlow::gateway::Outcome;
-using phlow::gateway::RedisError;
+using phlow::limiter::StoreError;
 using phlow::gateway::render_prometheus;
 using phlow::gateway::status_json;
 using phlow::gateway::UpstreamError;
@@ -108,7 +108,7 @@ TEST_CASE("metrics sum two workers") {
   b->count_decision(auth, Outcome::shadow_limited);
   a->redis_check.observe(2ms);
   b->redis_check.observe(3ms);
-  a->count_redis_error(RedisError::timeout);
+  a->count_redis_error(StoreError::timeout);
   b->count_upstream_error(UpstreamError::reset);
   a->client_connections = 3;
   b->client_connections = 4;

@@ -168,8 +168,8 @@ TEST_CASE("session: the request path in-process with a fake store") {
   CHECK(r.status == 200);
   CHECK(r.header("X-Upstream") == "phlow-demo-upstream");
   const auto& errors = gw.worker->stats().redis_errors;
-  CHECK(errors[static_cast<std::size_t>(gateway::RedisError::connection)] +
-            errors[static_cast<std::size_t>(gateway::RedisError::timeout)] ==
+  CHECK(errors[static_cast<std::size_t>(limiter::StoreError::connection)] +
+            errors[static_cast<std::size_t>(limiter::StoreError::timeout)] ==
         2);
 
   // No route, no token needed: 404 without a store call.

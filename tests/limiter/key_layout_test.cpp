@@ -36,3 +36,14 @@ TEST_CASE("key layout: builds, splits and names the presence set") {
   CHECK(custom.presence_key() == "app1:gateways");
   CHECK(custom.limit_and_identifier(custom.key("auth", "t")) == "auth:t");
 }
+
+TEST_CASE("key layout: Cluster slots are CRC16 of the key or of its hash tag") {
+  CHECK(KeyLayout::slot("123456789") == 12739);  // the CRC16/XMODEM check value 0x31C3
+  CHECK(KeyLayout::slot("somekey") == 11058);     // Redis' CLUSTER KEYSLOT examples
+  CHECK(KeyLayout::slot("foo{hash_tag}") == 2515);
+  CHECK(KeyLayout::slot("bar{hash_tag}") == 2515);
+  CHECK(KeyLayout::slot("foo{bar}{zap}") == KeyLayout::slot("bar"));
+  CHECK(KeyLayout::slot("foo{{bar}}zap") == KeyLayout::slot("{bar"));
+  CHECK(KeyLayout::slot("foo{}{bar}") == KeyLayout::slot("foo{}{bar}"));
+  CHECK(KeyLayout::slot("foo{}{bar}") != KeyLayout::slot("bar"));
+}

@@ -185,7 +185,7 @@ TEST_CASE("redis: a paused server (SIGSTOP) never stalls a check past the deadli
   // and checks no longer wait for it.
   CHECK(limiter.redis_state() == RedisState::fallback);
   const auto start = SteadyClock::now();
-  CHECK(limiter.check("x").store_failure == StoreFailure::not_connected);
+  CHECK(limiter.check("x").store_failure == StoreError::not_connected);
   CHECK(SteadyClock::now() - start < 40ms);
   server.resume();
   CHECK(eventually([&] { return limiter.check("x").source == DecisionSource::redis; }));
@@ -201,7 +201,7 @@ TEST_CASE("redis: one late check fails alone - the connection and its replies st
   const Decision late = limiter.check("x");  // misses its 50 ms deadline
   server.resume();  // well within the 200 ms stall timeout
   CHECK(late.source == DecisionSource::memory);
-  CHECK(late.store_failure == StoreFailure::timeout);
+  CHECK(late.store_failure == StoreError::timeout);
   CHECK(limiter.redis_state() == RedisState::connected);
 
   // Redis ran the late check too (3 entries now); its reply was read and dropped, so

@@ -78,7 +78,7 @@ TEST_CASE("replies: a bulk string past kMaxReplyBytes closes the connection at o
   DistributedRateLimiter limiter(5, 60'000, fake.url(), named("huge"));
   const Decision d = limiter.check("x");
   CHECK(d.source == DecisionSource::memory);
-  CHECK(d.store_failure == StoreFailure::bad_reply);
+  CHECK(d.store_failure == StoreError::bad_reply);
   CHECK(fake.evals_seen() == 1);
 }
 

@@ -1,5 +1,8 @@
 #include "support/http_client.hpp"
 
+#include <atomic>
+#include <thread>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -280,6 +283,27 @@ HttpResponse http_request(std::uint16_t port, std::string_view method, std::stri
                           std::chrono::milliseconds timeout) {
   HttpConnection connection(port, "127.0.0.1", timeout);
   return connection.request(method, target, headers, body);
+}
+
+RaceResult race(const std::vector<std::uint16_t>& ports, int threads, int each,
+                std::string_view target, const HeaderList& headers) {
+  std::atomic<int> allowed{0};
+  std::atomic<int> other{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < threads; ++t) {
+    clients.emplace_back([&, port = ports[static_cast<std::size_t>(t) % ports.size()]] {
+      for (int i = 0; i < each; ++i) {
+        const int status = http_request(port, "GET", target, headers).status;
+        if (status == 200) {
+          ++allowed;
+        } else if (status != 429) {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  return {allowed.load(), other.load()};
 }
 
 }  // namespace phlow::test

@@ -89,4 +89,13 @@ HttpResponse http_request(std::uint16_t port, std::string_view method, std::stri
                           const HeaderList& headers = {}, std::string_view body = {},
                           std::chrono::milliseconds timeout = default_http_timeout);
 
+// Requests sent by `threads` clients at once, client t sending `each` GETs of `target`
+// to ports[t % ports.size()]: how many got 200, and how many neither 200 nor 429.
+struct RaceResult {
+  int allowed = 0;
+  int other = 0;
+};
+RaceResult race(const std::vector<std::uint16_t>& ports, int threads, int each,
+                std::string_view target, const HeaderList& headers);
+
 }  // namespace phlow::test

@@ -31,7 +31,10 @@ std::uint16_t free_port() {
 }
 
 RedisServer::RedisServer(std::vector<std::string> extra_args)
-    : port_(free_port()), extra_args_(std::move(extra_args)) {
+    : RedisServer(std::string(), std::move(extra_args)) {}
+
+RedisServer::RedisServer(std::string config_file, std::vector<std::string> extra_args)
+    : port_(free_port()), extra_args_(std::move(extra_args)), config_file_(std::move(config_file)) {
   for (std::size_t i = 0; i + 1 < extra_args_.size(); ++i) {
     if (extra_args_[i] == "--requirepass") password_ = extra_args_[i + 1];
   }
@@ -53,9 +56,11 @@ std::string RedisServer::url(std::string_view userinfo, std::string_view path) c
 
 void RedisServer::start() {
   if (pid_ > 0) return;
-  std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_),
+  std::vector<std::string> args = {"redis-server"};
+  if (!config_file_.empty()) args.push_back(config_file_);
+  args.insert(args.end(), {"--port", std::to_string(port_),
                                    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                   "--daemonize", "no", "--loglevel", "warning"};
+                                   "--daemonize", "no", "--loglevel", "warning"});
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -18,6 +18,8 @@ class RedisServer {
   // Starts redis-server (no persistence) and waits until it answers PING.
   // `extra_args` go on its command line ("--requirepass", "secret", ...).
   explicit RedisServer(std::vector<std::string> extra_args = {});
+  // With `config_file` first on the command line (a Sentinel: its file, "--sentinel").
+  RedisServer(std::string config_file, std::vector<std::string> extra_args);
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -42,6 +44,7 @@ class RedisServer {
 
   std::uint16_t port_;
   std::vector<std::string> extra_args_;
+  std::string config_file_;
   pid_t pid_ = -1;
   std::string password_;
 };

@@ -15,6 +15,7 @@
 #include "config/listen_address.hpp"
 #include "config/url.hpp"
 #include "limiter/decision.hpp"
+#include "limiter/redis_options.hpp"
 
 namespace phlow::config {
 
@@ -48,11 +49,18 @@ using OnFailure = limiter::FailureMode;
 
 struct RedisSettings {
   std::string url;  // empty: no Redis, in-memory limits only
+  limiter::RedisUrl target;  // `url` parsed (topology, nodes, credentials), when set
+  limiter::RedisTls tls;     // redis.tls: for rediss URLs
+  std::string sentinel_password;  // redis.sentinel_password: AUTH for the sentinels
   std::string key_prefix = "phlow:ratelimit:";
   milliseconds timeout = 50ms;  // deadline of one limit check
   OnFailure on_failure = OnFailure::fallback;
   std::uint32_t fallback_share = 0;  // 0 = auto (live gateways seen in Redis), else N
   bool operator==(const RedisSettings&) const = default;
+  // What make_store() takes: the one settings struct of gateway, admin and library.
+  limiter::RedisOptions store_options() const {
+    return {.url = target, .tls = tls, .sentinel_password = sentinel_password, .timeout = timeout};
+  }
 };
 
 struct AdminSettings {

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "limiter/store_error.hpp"
+
 namespace phlow::gateway {
 
 inline constexpr std::size_t kMaxNames = 256;  // distinct names per table over the process life
@@ -48,15 +50,12 @@ enum class Outcome : std::uint8_t { allowed, limited, shadow_limited, skipped };
 enum class UpstreamError : std::uint8_t {
   connect_refused, connect_timeout, timeout, reset, bad_response, truncated
 };
-enum class RedisError : std::uint8_t { timeout, connection, server_error, bad_reply };
 std::string_view to_string(Outcome o);
 std::string_view to_string(UpstreamError e);
-std::string_view to_string(RedisError e);
 
 inline constexpr std::size_t kStatusClasses = 5;
 inline constexpr std::size_t kOutcomes = 4;
 inline constexpr std::size_t kUpstreamErrors = 6;
-inline constexpr std::size_t kRedisErrors = 4;
 
 // Adds to a counter that has a single writer thread: a plain load and store instead of
 // a locked read-modify-write, since no other thread writes it.
@@ -102,7 +101,10 @@ struct alignas(64) WorkerStats {
   // Ids past the table (>= kMaxNames) count as "other".
   void count_request(std::size_t route_id, int status);
   void count_decision(std::size_t limit_id, Outcome outcome);
-  void count_redis_error(RedisError e) { bump(redis_errors[static_cast<std::size_t>(e)]); }
+  // Counts a check Redis failed (by kind; none counts nothing).
+  void count_redis_error(limiter::StoreError e) {
+    if (e != limiter::StoreError::none) bump(redis_errors[static_cast<std::size_t>(e)]);
+  }
   void count_upstream_error(UpstreamError e) {
     bump(upstream_errors[static_cast<std::size_t>(e)]);
   }
@@ -112,7 +114,7 @@ struct alignas(64) WorkerStats {
   std::array<std::array<std::atomic<std::uint64_t>, 1>, kMaxNames> rate_limited{};
   std::array<std::array<std::atomic<std::uint64_t>, kOutcomes>, kMaxNames> decisions{};
   Histogram redis_check;
-  std::array<std::atomic<std::uint64_t>, kRedisErrors> redis_errors{};
+  std::array<std::atomic<std::uint64_t>, limiter::kStoreErrors> redis_errors{};  // by StoreError
   Histogram upstream;
   std::array<std::atomic<std::uint64_t>, kUpstreamErrors> upstream_errors{};
   std::atomic<std::int64_t> client_connections{0}, upstream_connections{0};
@@ -140,6 +142,7 @@ struct GlobalStats {
   bool redis_configured = false;
   bool in_fallback = false;
   std::uint64_t fallback_transitions = 0, recoveries = 0;
+  std::uint64_t master_changes = 0;  // Redis master moved (Sentinel failover)
   std::uint32_t live_gateways = 0;   // instances last seen live in Redis (0: not yet)
   std::uint32_t fallback_share = 1;  // limits are divided by this during fallback
   std::uint64_t reloads_ok = 0, reloads_failed = 0, config_generation = 0;
@@ -151,7 +154,8 @@ struct GlobalStats {
 // phlow_gateway_, counters ending _total, histograms as _bucket{le}/_sum/_count, label
 // values escaped). Sums the workers. Families: requests_total{route,code_class},
 // decisions_total{limit,outcome}, redis_check_duration_seconds, redis_errors_total{kind},
-// redis_fallback, redis_fallback_transitions_total{to}, upstream_duration_seconds,
+// redis_fallback, redis_fallback_transitions_total{to}, redis_master_changes_total,
+// upstream_duration_seconds,
 // upstream_errors_total{kind}, open_connections{side}, config_reloads_total{result},
 // config_generation, uptime_seconds, build_info{version}. Route and limit counters
 // appear only for non-zero combinations; the fixed-kind counters always appear.

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "limiter/store_error.hpp"
+
 namespace phlow::limiter {
 
 // One check decides at most this many limits; the gateway's config enforces it.
@@ -35,20 +37,10 @@ enum class FailureMode : std::uint8_t { fallback, allow, deny };
 
 inline constexpr int kNone = -1;
 
-// Why Redis could not decide (the decision then came from the failure policy).
-enum class StoreFailure : std::uint8_t {
-  none,
-  not_connected,  // no usable connection: decided at once, without a round trip
-  timeout,        // no answer within the check deadline
-  connection,     // the connection broke with the check in flight
-  server_error,   // Redis answered with an error (-OOM, -READONLY, ...)
-  bad_reply,      // an answer that breaks the script's contract
-};
-
 struct Decision {
   bool allowed = true;             // every enforced limit allowed the request
   DecisionSource source = DecisionSource::memory;
-  StoreFailure store_failure = StoreFailure::none;
+  StoreError store_failure = StoreError::none;  // why Redis did not decide (then the policy did)
   int rejected_by = kNone;         // enforced limit that rejected it (latest retry)
   int most_restrictive = kNone;    // limit whose headers the response carries
   std::int64_t now_ms = 0;         // the clock the decision was made with

@@ -16,6 +16,7 @@
 #include "limiter/key_layout.hpp"
 #include "limiter/limit.hpp"
 #include "limiter/redis_health.hpp"
+#include "limiter/redis_options.hpp"
 
 namespace phlow::limiter {
 
@@ -27,12 +28,15 @@ struct LimiterOptions {
   std::chrono::milliseconds timeout{50};        // deadline of one Redis check
   FailureMode on_failure = FailureMode::fallback;
   std::shared_ptr<const Clock> clock;           // in-memory time; null = system
+  RedisTls tls;                                 // for a rediss URL (redis_options.hpp)
+  std::string sentinel_password;                // for a redis+sentinel URL
 };
 
 class DistributedRateLimiter {
  public:
   // `redis_url` empty: REDIS_URL from the environment if set, else in memory.
-  // Throws std::invalid_argument for a limit <= 0 or a malformed URL.
+  // Throws std::invalid_argument for a limit <= 0, a malformed URL or TLS files
+  // (options.tls) that do not load.
   DistributedRateLimiter(std::int64_t max_requests, std::int64_t window_ms,
                          std::string redis_url = "", LimiterOptions options = {});
   // A custom store (the seed's RateLimitBackend).

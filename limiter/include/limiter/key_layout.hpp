@@ -2,8 +2,9 @@
 // Where limits live in Redis (SPEC.md, "Redis layout"): the key of one limit and one
 // identifier, <prefix><limit>:<identifier>, and the presence set <prefix>gateways. The
 // one place that builds and splits keys: the request path, the admin API, the library
-// and the presence set all go through it (and a Cluster slot will be computed here).
+// and the presence set all go through it, and a key's Redis Cluster slot is computed here.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -41,6 +42,10 @@ class KeyLayout {
 
   // The sorted set of live gateway instances (fallback_share: auto).
   std::string presence_key() const;
+
+  // The Redis Cluster slot of `key` (0..16383): CRC16 (XMODEM) of the key, or of the
+  // part between the first '{' and the next '}' when that part is not empty.
+  static std::uint16_t slot(std::string_view key);
 
  private:
   std::string prefix_;

@@ -15,12 +15,14 @@
 #include "limiter/decision.hpp"
 #include "limiter/descriptor.hpp"
 #include "limiter/redis_health.hpp"
+#include "limiter/redis_options.hpp"
 #include "limiter/redis_url.hpp"
 
 namespace phlow::limiter {
 
 namespace redis {
 class Connection;
+class NodeSource;
 }
 
 // A check that misses its deadline fails alone (the failure policy decides it). Redis
@@ -36,14 +38,6 @@ inline constexpr std::chrono::milliseconds kMinStall{200};
 inline constexpr std::chrono::milliseconds kPresenceInterval{1000};
 inline constexpr std::chrono::milliseconds kPresenceLive{5000};
 
-inline constexpr std::chrono::milliseconds kConnectTimeout{1000};  // connect plus handshake
-
-struct RedisOptions {
-  RedisUrl url;
-  std::chrono::milliseconds timeout{50};                 // deadline of one check
-  std::chrono::milliseconds connect_timeout{kConnectTimeout};
-};
-
 // How long startup waits for the first Redis connections (RedisHealth::wait_settled):
 // one connect plus handshake, and a little, so that the first checks are not decided
 // in memory only because connecting was still under way.
@@ -51,8 +45,10 @@ inline constexpr std::chrono::milliseconds kStartupWait = kConnectTimeout + std:
 
 class RedisBackend final : public AsyncStore {
  public:
+  // Connects to the node `nodes` names (make_store() chooses: the URL's one node, or
+  // the master the sentinels name).
   RedisBackend(boost::asio::any_io_executor executor, RedisOptions options,
-               std::shared_ptr<RedisHealth> health);
+               std::shared_ptr<RedisHealth> health, std::shared_ptr<redis::NodeSource> nodes);
   ~RedisBackend() override;
   RedisBackend(const RedisBackend&) = delete;
   RedisBackend& operator=(const RedisBackend&) = delete;
@@ -63,7 +59,7 @@ class RedisBackend final : public AsyncStore {
 
   // Decides `descriptors` in one script call (see RateLimitBackend::check). With
   // consume = false, only reports usage. Completes within the check deadline; on any
-  // failure with an error (redis::errc) and no decision. The descriptors must stay
+  // failure with an error (StoreError) and no decision. The descriptors must stay
   // alive until the handler runs.
   void async_check(std::span<const Descriptor> descriptors, bool consume,
                    CheckHandler handler) override;
@@ -84,6 +80,7 @@ class RedisBackend final : public AsyncStore {
   struct Presence;
   RedisOptions options_;
   std::shared_ptr<RedisHealth> health_;
+  std::shared_ptr<redis::NodeSource> nodes_;
   std::shared_ptr<redis::Connection> connection_;
   std::string command_;  // reused for every command this thread sends
   std::shared_ptr<Presence> presence_;

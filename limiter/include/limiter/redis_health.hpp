@@ -33,7 +33,9 @@ class RedisHealth {
   // Registers one connection; returns its id for report(). Until it reports up, the
   // state is not `connected`.
   int add_connection();
-  void report(int connection, bool up, const std::string& reason);
+  // `up`: the connection reached the node at `detail` (host:port); down: `detail` is
+  // why it failed.
+  void report(int connection, bool up, const std::string& detail);
 
   RedisState state() const { return state_.load(std::memory_order_relaxed); }
   // Waits until every connection has connected or one has failed, at most `timeout`;
@@ -43,6 +45,11 @@ class RedisHealth {
   // Transitions into fallback, and back to connected, since start.
   std::uint64_t fallback_transitions() const { return to_fallback_.load(); }
   std::uint64_t recovery_transitions() const { return to_connected_.load(); }
+  // Why a connection last failed ("" until one did); names no secret.
+  std::string last_failure() const;
+  // How often the node the connections reach has changed (a Sentinel failover): a
+  // connection that comes up reports its endpoint.
+  std::uint64_t master_changes() const { return master_changes_.load(); }
 
   // Gateway instances last seen live in Redis (RedisBackend::start_presence), 0 until
   // one presence call has succeeded. Kept while Redis is down: it is what the
@@ -56,10 +63,13 @@ class RedisHealth {
   mutable std::mutex mutex_;  // taken on state changes only, never per request
   mutable std::condition_variable changed_;
   std::vector<bool> up_;
+  std::string last_failure_;
+  std::string endpoint_up_;  // the node the last connection up reached
   bool announced_ = false;  // "Connected to Redis" was logged
   std::atomic<RedisState> state_{RedisState::connecting};
   std::atomic<std::uint64_t> to_fallback_{0};
   std::atomic<std::uint64_t> to_connected_{0};
+  std::atomic<std::uint64_t> master_changes_{0};
   std::atomic<std::uint32_t> live_instances_{0};
 };
 
