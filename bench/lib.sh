@@ -1,7 +1,7 @@
 # Shell helpers the bench scripts share (sourced, not run):
 #   workdir    a temporary directory, removed on exit
 #   pids+=($!) processes started in the background, killed and reaped on exit
-#   free_port  a loopback TCP port nothing listens on right now
+#   free_port  a loopback TCP port nothing listens on right now (20000-31999)
 #   wait_http PORT           waits up to 10 s until http://127.0.0.1:PORT/ answers
 #   wait_port FILE REGEX     waits up to 10 s for REGEX in FILE, prints its first group
 
@@ -15,10 +15,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Below the kernel's ephemeral range (32768 and up by default), where outgoing
+# connections would otherwise take a port between the check and the bind.
 free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((20000 + RANDOM % 12000))
     ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return; }
   done
 }

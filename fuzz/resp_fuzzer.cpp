@@ -115,7 +115,9 @@ void read_replies(std::string_view bytes, std::size_t step, std::span<const Desc
 // encode_check()'s bytes are one RESP array of bulk strings: 3 + n keys + 2 + 5 n args.
 void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   std::string command;
-  phlow::limiter::redis::encode_check(command, true, std::string(40, 'a'), descriptors, consume);
+  phlow::limiter::redis::encode_check(command, true, std::string(40, 'a'), descriptors,
+                                      consume ? phlow::limiter::redis::Consume::yes
+                                              : phlow::limiter::redis::Consume::no);
   redisReader* reader = phlow::limiter::redis::create_reader();
   FUZZ_ASSERT(redisReaderFeed(reader, command.data(), command.size()) == REDIS_OK);
   void* raw = nullptr;

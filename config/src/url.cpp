@@ -74,11 +74,7 @@ std::optional<RedisUrl> parse_redis_url(std::string_view text, std::string* why)
   if (auto* error = std::get_if<std::string>(&parsed)) {
     return fail<RedisUrl>(why, "invalid Redis URL \"" + redact_redis_url(text) + "\": " + *error);
   }
-  auto& url = std::get<RedisUrl>(parsed);
-  if (std::string unsupported = limiter::unsupported_store(url); !unsupported.empty()) {
-    return fail<RedisUrl>(why, unsupported);
-  }
-  return std::move(url);
+  return std::get<RedisUrl>(std::move(parsed));
 }
 
 std::string redact_redis_url(std::string_view text) {

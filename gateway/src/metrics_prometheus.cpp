@@ -125,6 +125,12 @@ void redis(std::string& out, const Totals& t, const GlobalStats& g) {
   family(out, "redis_master_changes_total", "counter",
          "Times the Redis master the gateway reaches has changed (a Sentinel failover).");
   sample(out, "redis_master_changes_total", {}, g.master_changes);
+  family(out, "redis_redirects_total", "counter", "Redis Cluster redirections followed, by kind.");
+  sample(out, "redis_redirects_total", {{"kind", "moved"}}, g.moved);
+  sample(out, "redis_redirects_total", {{"kind", "ask"}}, g.asked);
+  family(out, "redis_refunds_total", "counter",
+         "Redis Cluster refunds: what one slot's call consumed for a request another slot rejected.");
+  sample(out, "redis_refunds_total", {}, g.refunds);
   family(out, "redis_live_gateways", "gauge",
          "Gateway instances last seen live in Redis (0 until this one has been seen).");
   sample(out, "redis_live_gateways", {}, g.live_gateways);

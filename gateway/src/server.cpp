@@ -88,6 +88,9 @@ GlobalStats Server::global_stats() const {
   g.fallback_transitions = redis_health_ ? redis_health_->fallback_transitions() : 0;
   g.recoveries = redis_health_ ? redis_health_->recovery_transitions() : 0;
   g.master_changes = redis_health_ ? redis_health_->master_changes() : 0;
+  g.moved = redis_health_ ? redis_health_->moved_redirects() : 0;
+  g.asked = redis_health_ ? redis_health_->ask_redirects() : 0;
+  g.refunds = redis_health_ ? redis_health_->refunds() : 0;
   g.live_gateways = redis_health_ ? redis_health_->live_instances() : 0;
   g.fallback_share = limiter::fallback_divisor(fallback_share_, redis_health_.get());
   g.reloads_ok = reloads_ok_.load();

@@ -22,6 +22,8 @@ RedisHealth::RedisHealth(std::string endpoint, bool log_transitions)
 int RedisHealth::add_connection() {
   std::lock_guard lock(mutex_);
   up_.push_back(false);
+  retired_.push_back(false);
+  endpoint_of_.emplace_back();
   // Not every connection is up any more: wait_settled() waits for this one too.
   if (state_.load() == RedisState::connected) state_.store(RedisState::connecting);
   return static_cast<int>(up_.size()) - 1;
@@ -38,23 +40,50 @@ std::string RedisHealth::last_failure() const {
   return last_failure_;
 }
 
+void RedisHealth::retire_connection(int connection) {
+  std::lock_guard lock(mutex_);
+  retired_.at(static_cast<std::size_t>(connection)) = true;
+  update_state(true, {});
+}
+
+void RedisHealth::note_master_change(const std::string& from, const std::string& to) {
+  std::lock_guard lock(mutex_);
+  count_master_change(from, to);
+}
+
+// Counts `from` -> `to` once for the process, however many connections (workers)
+// make the same move.
+void RedisHealth::count_master_change(const std::string& from, const std::string& to) {
+  if (from.empty() || from == to) return;
+  if (replaced_.insert(from).second) {
+    ++master_changes_;
+    if (log_transitions_) spdlog::warn("Redis master changed: now {} (was {})", to, from);
+  }
+  replaced_.erase(to);
+}
+
 void RedisHealth::report(int connection, bool up, const std::string& detail) {
   std::lock_guard lock(mutex_);
-  up_.at(static_cast<std::size_t>(connection)) = up;
+  const auto id = static_cast<std::size_t>(connection);
+  if (retired_.at(id)) return;
+  up_.at(id) = up;
   if (!up) {
     last_failure_ = detail;
-  } else if (detail != endpoint_up_) {
-    if (!endpoint_up_.empty()) {
-      ++master_changes_;
-      if (log_transitions_) spdlog::warn("Redis master changed: now {} (was {})", detail, endpoint_up_);
-    }
-    endpoint_up_ = detail;
+  } else {
+    count_master_change(endpoint_of_.at(id), detail);
+    endpoint_of_.at(id) = detail;
   }
+  update_state(up, detail);
+}
+
+void RedisHealth::update_state(bool up, const std::string& detail) {
   const RedisState before = state_.load();
   RedisState after = before;
+  bool all_up = true;
+  for (std::size_t i = 0; i < up_.size(); ++i) all_up = all_up && (up_[i] || retired_[i]);
   if (!up) {
     after = RedisState::fallback;
-  } else if (std::all_of(up_.begin(), up_.end(), [](bool b) { return b; })) {
+  } else if (all_up) {
     after = RedisState::connected;
   }
   if (after == before) return;

@@ -145,8 +145,6 @@ TEST_CASE("an invalid REDIS_URL from the environment is reported") {
 }
 
 TEST_CASE("redis TLS and sentinel settings must fit the URL") {
-  CHECK(errors_with("redis: { url: \"redis+cluster://:pw@h:6380\" }\n") ==
-        Lines{"test.yaml:3: redis.url: redis+cluster:// is not supported yet"});
   CHECK(errors_with("redis: { url: \"redis://h\", tls: { verify: false } }\n") ==
         Lines{"test.yaml:3: redis.tls: TLS settings need a rediss URL (rediss://, "
               "rediss+sentinel:// or rediss+cluster://)"});

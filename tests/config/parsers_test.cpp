@@ -165,7 +165,7 @@ TEST_CASE("parse_upstream_url rejects what it cannot proxy to") {
   }
 }
 
-TEST_CASE("parse_redis_url reads password, host, port and db, and refuses what no store serves") {
+TEST_CASE("parse_redis_url reads password, host, port, db and topology") {
   auto url = parse_redis_url("redis://:s3cret@redis.internal:6380/2");
   REQUIRE(url);
   CHECK_FALSE(url->tls);
@@ -180,9 +180,8 @@ TEST_CASE("parse_redis_url reads password, host, port and db, and refuses what n
   CHECK(user->nodes.at(0).port == 6379);
 
   std::string why;
-  CHECK_FALSE(parse_redis_url("redis+cluster://user:pw@h", &why));
-  CHECK(why == phlow::limiter::unsupported_store(
-                   std::get<RedisUrl>(phlow::limiter::parse_redis_url("redis+cluster://h"))));
+  CHECK_FALSE(parse_redis_url("redis+cluster://user:pw@h/3", &why));
+  CHECK(why == "invalid Redis URL \"***\": Redis Cluster has only database 0");  // never the password
   auto tls = parse_redis_url("rediss+sentinel://user:pw@s1,s2:26380/m/1");
   REQUIRE(tls);
   CHECK(tls->tls);

@@ -37,8 +37,8 @@ TEST_CASE("library: bad arguments are clear errors") {
   CHECK_THROWS_AS(DistributedRateLimiter(1, 0, "", {}), std::invalid_argument);
   CHECK_THROWS_WITH(DistributedRateLimiter(1, 1000, "redis://host:notaport", {}),
                     Catch::Contains("port"));
-  CHECK_THROWS_WITH(DistributedRateLimiter(1, 1000, "redis+cluster://host", {}),
-                    Catch::Contains("not supported yet"));
+  CHECK_THROWS_WITH(DistributedRateLimiter(1, 1000, "redis+cluster://host/1", {}),
+                    Catch::Contains("only database 0"));
   LimiterOptions bad_tls;
   bad_tls.tls.ca_file = "/nonexistent/ca.pem";
   CHECK_THROWS_WITH(DistributedRateLimiter(1, 1000, "rediss://host", bad_tls),
@@ -85,16 +85,10 @@ TEST_CASE("library: a custom RateLimitBackend is used as is") {
   CHECK(limiter.is_allowed("u"));
 }
 
-TEST_CASE("library: make_store is the one place a store is built, and says what it cannot serve") {
+TEST_CASE("library: make_store is the one place a store is built") {
   boost::asio::io_context io;
-  auto cluster = std::get<phlow::limiter::RedisUrl>(phlow::limiter::parse_redis_url("redis+cluster://h:7000"));
-  CHECK(phlow::limiter::unsupported_store(cluster).find("redis+cluster://") != std::string::npos);
-  CHECK_THROWS_WITH(phlow::limiter::make_store(io.get_executor(), phlow::limiter::RedisOptions{.url = cluster},
-                                               std::make_shared<phlow::limiter::RedisHealth>("h:7000")),
-                    Catch::Contains("not supported yet"));
   phlow::test::RedisServer redis;
   auto plain = std::get<phlow::limiter::RedisUrl>(phlow::limiter::parse_redis_url(redis.url()));
-  CHECK(phlow::limiter::unsupported_store(plain).empty());
   auto health = std::make_shared<phlow::limiter::RedisHealth>(plain.endpoint());
   std::unique_ptr<phlow::limiter::AsyncStore> store =
       phlow::limiter::make_store(io.get_executor(), phlow::limiter::RedisOptions{.url = plain}, health);

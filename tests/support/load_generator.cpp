@@ -347,4 +347,32 @@ void LoadGenerator::client(std::size_t index) {
   done_[index] = true;
 }
 
+std::vector<std::unique_ptr<LoadGenerator>> start_load(const std::vector<std::uint16_t>& ports,
+                                                       std::function<LoadRequest(std::uint64_t)> plan,
+                                                       int connections, double rate,
+                                                       std::chrono::milliseconds duration) {
+  std::vector<std::unique_ptr<LoadGenerator>> load;
+  for (const std::uint16_t port : ports) {
+    LoadOptions options;
+    options.port = port;
+    options.connections = connections;
+    options.duration = duration;
+    options.rate = rate;
+    options.plan = plan;
+    load.push_back(std::make_unique<LoadGenerator>(options));
+    load.back()->start();
+  }
+  return load;
+}
+
+LoadSummary stop_load(std::vector<std::unique_ptr<LoadGenerator>>& load) {
+  std::vector<LoadSample> all;
+  for (auto& l : load) {
+    l->stop();
+    const auto samples = l->samples();
+    all.insert(all.end(), samples.begin(), samples.end());
+  }
+  return summarize(all);
+}
+
 }  // namespace phlow::test

@@ -121,4 +121,13 @@ class LoadGenerator {
   std::vector<std::thread> threads_;
 };
 
+// One paced LoadGenerator per port, started: `connections` connections and `rate`
+// requests/s each, for at most `duration`, every request from `plan`.
+std::vector<std::unique_ptr<LoadGenerator>> start_load(const std::vector<std::uint16_t>& ports,
+                                                       std::function<LoadRequest(std::uint64_t)> plan,
+                                                       int connections, double rate,
+                                                       std::chrono::milliseconds duration);
+// Stops them; the summary of all their samples.
+LoadSummary stop_load(std::vector<std::unique_ptr<LoadGenerator>>& load);
+
 }  // namespace phlow::test

@@ -33,8 +33,9 @@ std::uint16_t free_port() {
 RedisServer::RedisServer(std::vector<std::string> extra_args)
     : RedisServer(std::string(), std::move(extra_args)) {}
 
-RedisServer::RedisServer(std::string config_file, std::vector<std::string> extra_args)
-    : port_(free_port()), extra_args_(std::move(extra_args)), config_file_(std::move(config_file)) {
+RedisServer::RedisServer(std::string config_file, std::vector<std::string> extra_args,
+                         std::uint16_t port)
+    : port_(port != 0 ? port : free_port()), extra_args_(std::move(extra_args)), config_file_(std::move(config_file)) {
   for (std::size_t i = 0; i + 1 < extra_args_.size(); ++i) {
     if (extra_args_[i] == "--requirepass") password_ = extra_args_[i + 1];
   }

@@ -18,8 +18,9 @@ class RedisServer {
   // Starts redis-server (no persistence) and waits until it answers PING.
   // `extra_args` go on its command line ("--requirepass", "secret", ...).
   explicit RedisServer(std::vector<std::string> extra_args = {});
-  // With `config_file` first on the command line (a Sentinel: its file, "--sentinel").
-  RedisServer(std::string config_file, std::vector<std::string> extra_args);
+  // With `config_file` first on the command line (a Sentinel: its file, "--sentinel"),
+  // on `port` (0: a free one).
+  RedisServer(std::string config_file, std::vector<std::string> extra_args, std::uint16_t port = 0);
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;

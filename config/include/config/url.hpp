@@ -29,9 +29,9 @@ std::optional<UpstreamUrl> parse_upstream_url(std::string_view text, std::string
 // The limiter's URL type: the config validates with the parser that connects.
 using RedisUrl = limiter::RedisUrl;
 
-// Parses a Redis URL (limiter/redis_url.hpp lists the forms) that make_store() can
-// serve. Returns nullopt and sets *why when given: "invalid Redis URL \"<redacted>\":
-// <what is wrong>", or why no store serves it (never the password).
+// Parses a Redis URL (limiter/redis_url.hpp lists the forms). Returns nullopt and sets
+// *why when given: "invalid Redis URL \"<redacted>\": <what is wrong>" (never the
+// password).
 std::optional<RedisUrl> parse_redis_url(std::string_view text, std::string* why = nullptr);
 
 // `url` with any password replaced by "***", for logs and --check output.

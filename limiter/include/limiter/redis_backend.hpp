@@ -23,6 +23,7 @@ namespace phlow::limiter {
 namespace redis {
 class Connection;
 class NodeSource;
+class Presence;
 }
 
 // A check that misses its deadline fails alone (the failure policy decides it). Redis
@@ -77,13 +78,12 @@ class RedisBackend final : public AsyncStore {
   const RedisHealth* health() const override { return health_.get(); }
 
  private:
-  struct Presence;
   RedisOptions options_;
   std::shared_ptr<RedisHealth> health_;
   std::shared_ptr<redis::NodeSource> nodes_;
   std::shared_ptr<redis::Connection> connection_;
   std::string command_;  // reused for every command this thread sends
-  std::shared_ptr<Presence> presence_;
+  std::shared_ptr<redis::Presence> presence_;
 };
 
 }  // namespace phlow::limiter

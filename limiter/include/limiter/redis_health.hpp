@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,12 @@ class RedisHealth {
   // Registers one connection; returns its id for report(). Until it reports up, the
   // state is not `connected`.
   int add_connection();
+  // The connection is gone for good (a Cluster node that serves no slot any more): it
+  // no longer counts for the state.
+  void retire_connection(int connection);
+  // A store saw the master of some slots move from `from` to `to` (Cluster failover);
+  // counted once per move however many workers see it.
+  void note_master_change(const std::string& from, const std::string& to);
   // `up`: the connection reached the node at `detail` (host:port); down: `detail` is
   // why it failed.
   void report(int connection, bool up, const std::string& detail);
@@ -50,6 +57,13 @@ class RedisHealth {
   // How often the node the connections reach has changed (a Sentinel failover): a
   // connection that comes up reports its endpoint.
   std::uint64_t master_changes() const { return master_changes_.load(); }
+  // Cluster: redirections followed (-MOVED, -ASK), and refunds of what one slot's
+  // call consumed for a request another slot rejected.
+  void count_redirect(bool ask) { (ask ? asks_ : moves_).fetch_add(1, std::memory_order_relaxed); }
+  void count_refund() { refunds_.fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t moved_redirects() const { return moves_.load(std::memory_order_relaxed); }
+  std::uint64_t ask_redirects() const { return asks_.load(std::memory_order_relaxed); }
+  std::uint64_t refunds() const { return refunds_.load(std::memory_order_relaxed); }
 
   // Gateway instances last seen live in Redis (RedisBackend::start_presence), 0 until
   // one presence call has succeeded. Kept while Redis is down: it is what the
@@ -63,13 +77,21 @@ class RedisHealth {
   mutable std::mutex mutex_;  // taken on state changes only, never per request
   mutable std::condition_variable changed_;
   std::vector<bool> up_;
+  std::vector<bool> retired_;
+  std::vector<std::string> endpoint_of_;  // per connection: the node it last reached
+  std::set<std::string> replaced_;        // masters replaced since (counted once)
   std::string last_failure_;
-  std::string endpoint_up_;  // the node the last connection up reached
   bool announced_ = false;  // "Connected to Redis" was logged
   std::atomic<RedisState> state_{RedisState::connecting};
   std::atomic<std::uint64_t> to_fallback_{0};
   std::atomic<std::uint64_t> to_connected_{0};
   std::atomic<std::uint64_t> master_changes_{0};
+  std::atomic<std::uint64_t> moves_{0};
+  std::atomic<std::uint64_t> asks_{0};
+  std::atomic<std::uint64_t> refunds_{0};
+
+  void count_master_change(const std::string& from, const std::string& to);  // mutex_ held
+  void update_state(bool up, const std::string& detail);                      // mutex_ held
   std::atomic<std::uint32_t> live_instances_{0};
 };
 

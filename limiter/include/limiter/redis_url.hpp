@@ -44,9 +44,5 @@ struct RedisUrl {
 // never contains the password.
 std::variant<RedisUrl, std::string> parse_redis_url(std::string_view url);
 
-// Why `url` cannot be served (a topology not implemented yet), or "" when
-// make_store() (store_factory.hpp, where it is defined) can build a store for it. The
-// config loader and the library refuse a URL with this message.
-std::string unsupported_store(const RedisUrl& url);
 
 }  // namespace phlow::limiter

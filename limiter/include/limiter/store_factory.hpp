@@ -11,8 +11,10 @@
 
 namespace phlow::limiter {
 
-// A store for `options` (not started), reporting into `health`. Throws
-// std::invalid_argument with unsupported_store()'s message for a URL it cannot serve.
+// A store for `options` (not started), reporting into `health`: RedisBackend on the
+// URL's node (standalone) or on the master the sentinels name (Sentinel), or
+// ClusterStore (Cluster). Throws std::invalid_argument (make_transport) when the TLS
+// files do not load.
 std::unique_ptr<AsyncStore> make_store(boost::asio::any_io_executor executor,
                                        const RedisOptions& options,
                                        std::shared_ptr<RedisHealth> health);

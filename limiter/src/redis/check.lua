@@ -4,10 +4,13 @@
 -- KEYS[i]   one key per limit: <prefix><limit>:<identifier>
 -- ARGV[1]   "" to use the server clock (always, in production), or a time in
 --           microseconds (tests only)
--- ARGV[2]   "1" to consume when allowed, "0" to only look
+-- ARGV[2]   "1" to consume when allowed, "0" to only look, "2" to consume and report
+--           what each limit added (Cluster: a refund takes exactly that back)
 -- ARGV[3..] five values per limit: algorithm (0 sliding_log, 1 sliding_window,
 --           2 token_bucket), requests, window_ms, burst, shadow (0/1)
 -- Returns   { now_ms, then per limit: allowed (0/1), remaining, reset_ms, retry_after_ms }
+--           and with ARGV[2] "2", then per limit what it added: the sliding_log member,
+--           the sliding_window index, the token_bucket interval in us; -1 for nothing
 --
 -- All numbers stay below 2^53 (limits are validated), where Lua doubles are exact.
 
@@ -29,7 +32,8 @@ else
   now_us = tonumber(ARGV[1])
 end
 local now = floor_div(now_us, 1000)
-local consume_allowed = ARGV[2] == '1'
+local consume_allowed = ARGV[2] ~= '0'
+local report = ARGV[2] == '2'
 
 local function int(x) return string.format('%.0f', x) end
 
@@ -48,6 +52,7 @@ local function consume_log(key, w)
   local member = now_us
   while redis.call('ZADD', key, 'NX', int(now), int(member)) == 0 do member = member + 1 end
   redis.call('PEXPIRE', key, w)
+  return member
 end
 
 -- sliding_window: hash {w = window index, c = its count, p = previous count}.
@@ -80,6 +85,7 @@ local function consume_window(key, w)
   local cw, c, p = load_window(key, w)
   redis.call('HSET', key, 'w', int(cw), 'c', int(c + 1), 'p', int(p))
   redis.call('PEXPIRE', key, int((cw + 2) * w - now))
+  return cw
 end
 
 -- token_bucket (GCRA), microseconds; the emission interval rounds up.
@@ -99,8 +105,10 @@ end
 
 local function consume_bucket(key, n, w)
   local tat = math.max(tonumber(redis.call('GET', key)) or 0, now_us)
-  local new_tat = tat + emission(n, w)
+  local t = emission(n, w)
+  local new_tat = tat + t
   redis.call('SET', key, int(new_tat), 'PX', int(ceil_div(new_tat, 1000) - now + 1))
+  return t
 end
 
 local out = { now }
@@ -123,15 +131,19 @@ for i, key in ipairs(KEYS) do
   out[#out + 1] = retry
 end
 
+local added = {}
 if consume_allowed and enforced_ok then
   for i, key in ipairs(KEYS) do
     if allowed[i] == 1 then
       local b = 2 + (i - 1) * 5
       local algo, n, w = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-      if algo == 0 then consume_log(key, w)
-      elseif algo == 1 then consume_window(key, w)
-      else consume_bucket(key, n, w) end
+      if algo == 0 then added[i] = consume_log(key, w)
+      elseif algo == 1 then added[i] = consume_window(key, w)
+      else added[i] = consume_bucket(key, n, w) end
     end
   end
+end
+if report then
+  for i = 1, #KEYS do out[#out + 1] = added[i] or -1 end
 end
 return out

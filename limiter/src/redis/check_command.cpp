@@ -1,43 +1,128 @@
 #include "redis/check_command.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+
+#include "redis/check_script.hpp"
+
 namespace phlow::limiter::redis {
 
+namespace {
+
+// The i-th descriptor of a call: descriptors[pick[i]], or descriptors[i] without a pick.
+const Descriptor& nth(std::span<const Descriptor> descriptors, std::span<const std::uint8_t> pick,
+                      std::size_t i) {
+  return pick.empty() ? descriptors[i] : descriptors[pick[i]];
+}
+
+// KEYS[i] the keys; ARGV: per key its algorithm, window_ms and what the check added
+// (the sliding_log member, the sliding_window index, the token_bucket interval in us).
+constexpr std::string_view kRefundScript = R"lua(
+local function int(x) return string.format('%.0f', x) end
+for i, key in ipairs(KEYS) do
+  local b = (i - 1) * 3
+  local algo, added = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 3])
+  if algo == 0 then
+    redis.call('ZREM', key, ARGV[b + 3])
+  elseif algo == 1 then
+    local v = redis.call('HMGET', key, 'w', 'c', 'p')
+    local w, c, p = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
+    if w == added and c > 0 then redis.call('HSET', key, 'c', int(c - 1))
+    elseif w == added + 1 and p > 0 then redis.call('HSET', key, 'p', int(p - 1)) end
+  else
+    local tat = tonumber(redis.call('GET', key))
+    local ttl = redis.call('PTTL', key)
+    if tat and ttl > 0 then redis.call('SET', key, int(tat - added), 'PX', ttl) end
+  end
+end
+return 1
+)lua";
+
+// Redis errors (-OOM, -LOADING, ...) come per check; say so at most every 10 s.
+void log_server_error(const std::string& message) {
+  static std::atomic<std::int64_t> last_ms{0};
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  std::int64_t last = last_ms.load();
+  if (now_ms - last < 10'000 || !last_ms.compare_exchange_strong(last, now_ms)) return;
+  spdlog::warn("Redis answered a limit check with an error: {}", message.substr(0, 200));
+}
+
+}  // namespace
+
+StoreError read_check_reply(const Value& v, std::span<const Descriptor> descriptors, Decision& out,
+                            Consume consume, std::span<const std::uint8_t> pick,
+                            std::int64_t* added) {
+  if (v.is_error()) {
+    log_server_error(v.str);
+    return StoreError::server_error;
+  }
+  return parse_check(v, descriptors, out, consume, pick, added) ? StoreError::none
+                                                                : StoreError::bad_reply;
+}
+
 void encode_check(std::string& out, bool by_sha, std::string_view sha_or_script,
-                  std::span<const Descriptor> descriptors, bool consume) {
-  const std::size_t n = descriptors.size();
+                  std::span<const Descriptor> descriptors, Consume consume,
+                  std::span<const std::uint8_t> pick) {
+  const std::size_t n = pick.empty() ? descriptors.size() : pick.size();
   out.clear();
   CommandWriter w(out, 3 + n + 2 + 5 * n);
   w.arg(by_sha ? "EVALSHA" : "EVAL").arg(sha_or_script).arg(static_cast<std::int64_t>(n));
-  for (const Descriptor& d : descriptors) w.arg(d.key);
-  w.arg("").arg(consume ? "1" : "0");
-  for (const Descriptor& d : descriptors) {
-    const Limit& l = *d.limit;
+  for (std::size_t i = 0; i < n; ++i) w.arg(nth(descriptors, pick, i).key);
+  const char mode = static_cast<char>(consume);
+  w.arg("").arg(std::string_view(&mode, 1));
+  for (std::size_t i = 0; i < n; ++i) {
+    const Limit& l = *nth(descriptors, pick, i).limit;
     w.arg(static_cast<std::int64_t>(l.algorithm)).arg(l.requests).arg(l.window_ms);
     w.arg(l.burst).arg(l.shadow ? "1" : "0");
   }
 }
 
-bool parse_check(const Value& v, std::span<const Descriptor> descriptors, Decision& out) {
-  const std::size_t n = descriptors.size();
-  if (v.type != Value::Type::array || v.elements.size() != 1 + 4 * n) return false;
+bool parse_check(const Value& v, std::span<const Descriptor> descriptors, Decision& out,
+                 Consume consume, std::span<const std::uint8_t> pick, std::int64_t* added) {
+  const std::size_t n = pick.empty() ? descriptors.size() : pick.size();
+  const bool report = consume == Consume::report;
+  if (v.type != Value::Type::array || v.elements.size() != 1 + 4 * n + (report ? n : 0)) return false;
   for (const Value& e : v.elements) {
     if (e.type != Value::Type::integer) return false;
   }
   out.source = DecisionSource::redis;
-  out.count = n;
-  out.now_ms = v.elements[0].integer;
+  out.count = descriptors.size();
+  out.now_ms = std::max(out.now_ms, v.elements[0].integer);
   for (std::size_t i = 0; i < n; ++i) {
     const Value* e = &v.elements[1 + 4 * i];
-    LimitResult& r = out.results[i];
+    const std::size_t at = pick.empty() ? i : pick[i];
+    LimitResult& r = out.results[at];
     r.allowed = e[0].integer == 1;
     r.remaining = e[1].integer;
     r.reset_ms = e[2].integer;
     r.retry_after_ms = e[3].integer;
-    r.limit = descriptors[i].limit->quota();
-    r.shadow = descriptors[i].limit->shadow;
+    r.limit = descriptors[at].limit->quota();
+    r.shadow = descriptors[at].limit->shadow;
+    if (report && added != nullptr) added[i] = v.elements[1 + 4 * n + i].integer;
   }
-  summarize(out);
+  if (pick.empty()) summarize(out);
   return true;
+}
+
+void encode_refund(std::string& out, std::span<const Descriptor> descriptors,
+                   std::span<const std::uint8_t> pick, const std::int64_t* added) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < pick.size(); ++i) n += added[i] >= 0 ? 1 : 0;
+  out.clear();
+  CommandWriter w(out, 3 + n + 3 * n);
+  w.arg("EVAL").arg(kRefundScript).arg(static_cast<std::int64_t>(n));
+  for (std::size_t i = 0; i < pick.size(); ++i) {
+    if (added[i] >= 0) w.arg(descriptors[pick[i]].key);
+  }
+  for (std::size_t i = 0; i < pick.size(); ++i) {
+    if (added[i] < 0) continue;
+    const Limit& l = *descriptors[pick[i]].limit;
+    w.arg(static_cast<std::int64_t>(l.algorithm)).arg(l.window_ms).arg(added[i]);
+  }
 }
 
 }  // namespace phlow::limiter::redis

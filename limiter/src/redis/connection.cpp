@@ -8,6 +8,7 @@
 
 #include <array>
 
+#include "limiter/redis_backend.hpp"
 #include "redis/handshake.hpp"
 
 namespace phlow::limiter::redis {
@@ -28,6 +29,13 @@ void post_completion(const asio::any_io_executor& executor, Connection::Handler 
 }
 
 }  // namespace
+
+ConnectionOptions connection_options(const RedisOptions& options) {
+  ConnectionOptions out;
+  out.connect_timeout = options.connect_timeout;
+  out.stall_timeout = std::max(kStallDeadlines * options.timeout, kMinStall);
+  return out;
+}
 
 Connection::Connection(asio::any_io_executor executor, RedisUrl url,
                        std::shared_ptr<NodeSource> nodes, Transport transport, std::string script,

@@ -37,6 +37,10 @@ struct ConnectionOptions {
   std::chrono::milliseconds max_backoff{1000};
 };
 
+// The options of a store's connections for `options` (the stall timeout from the
+// check deadline: kStallDeadlines of them, at least kMinStall).
+ConnectionOptions connection_options(const RedisOptions& options);
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   using Handler = Pipeline::Handler;
