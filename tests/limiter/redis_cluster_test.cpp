@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "limiter/distributed_rate_limiter.hpp"
 #include "limiter/key_layout.hpp"
 #include "limiter/store_factory.hpp"
 #include "support/redis_cluster.hpp"
@@ -109,6 +110,15 @@ TEST_CASE("redis cluster: a request on three masters - the tightest limit exact 
   while (!reset && std::chrono::steady_clock::now() < end) store.io.run_for(1ms);
   CHECK(reset);
   CHECK(cluster.command({"EXISTS", d[0].key}) == "0");
+
+  // The library takes the same URL.
+  LimiterOptions options;
+  options.name = "lib-cluster";
+  DistributedRateLimiter limiter(2, 60'000, cluster.url(), options);
+  CHECK(limiter.is_allowed("x"));
+  CHECK(limiter.is_allowed("x"));
+  CHECK_FALSE(limiter.is_allowed("x"));
+  CHECK(cluster.command({"ZCARD", KeyLayout().key("lib-cluster", "x")}) == "2");
 }
 
 TEST_CASE("redis cluster: a slot migrated under traffic - ASK and MOVED followed, no check fails") {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "limiter/store_error.hpp"
+#include "redis/cluster_map.hpp"
 #include "redis/handshake.hpp"
 #include "redis/pipeline.hpp"
 
@@ -195,4 +196,40 @@ TEST_CASE("store errors: one enum from the connection to the metrics") {
   CHECK(store_error_of(boost::asio::error::operation_aborted) == StoreError::connection);
   CHECK(metric_label(StoreError::bad_reply) == "bad_reply");
   CHECK(error_code(StoreError::timeout).message() == "Redis did not answer before the deadline");
+}
+
+TEST_CASE("cluster: CLUSTER SLOTS ranges, redirections and a check's keys by slot") {
+  using redis::Value;
+  const auto integer = [](std::int64_t v) { return Value{Value::Type::integer, v, "", {}}; };
+  const auto array = [](std::vector<Value> e) { return Value{Value::Type::array, 0, "", std::move(e)}; };
+  const Value reply = array({array({integer(0), integer(5460), array({bulk("10.0.0.1"), integer(7000), bulk("id1")}),
+                                    array({bulk("10.0.0.4"), integer(7003), bulk("id4")})}),
+                             array({integer(5461), integer(16383), array({bulk(""), integer(7001), bulk("id2")})})});
+  const RedisNode asked{"seed", 7001};
+  auto parsed = redis::parse_cluster_slots(reply, asked);
+  REQUIRE(std::holds_alternative<std::vector<redis::SlotRange>>(parsed));
+  const auto& ranges = std::get<std::vector<redis::SlotRange>>(parsed);
+  REQUIRE(ranges.size() == 2);
+  CHECK(ranges[0].master.endpoint() == "10.0.0.1:7000");  // the master, not its replica
+  CHECK(ranges[1].first == 5461);
+  CHECK(ranges[1].master.endpoint() == "seed:7001");  // no address: the node asked
+  CHECK(std::holds_alternative<std::string>(redis::parse_cluster_slots(error("ERR This instance has cluster support disabled"), asked)));
+  CHECK(std::holds_alternative<std::string>(redis::parse_cluster_slots(array({array({integer(5), integer(2), array({bulk("h"), integer(1)})})}), asked)));
+
+  const auto moved = redis::parse_redirect("MOVED 3999 127.0.0.1:6381");
+  REQUIRE(moved);
+  CHECK_FALSE(moved->ask);
+  CHECK(moved->slot == 3999);
+  CHECK(moved->node.endpoint() == "127.0.0.1:6381");
+  CHECK(redis::parse_redirect("ASK 1 [::1]:7000")->node.host == "::1");
+  CHECK_FALSE(redis::parse_redirect("MOVED 99999 h:1"));
+  CHECK_FALSE(redis::parse_redirect("NOSCRIPT No matching script"));
+
+  const Limit limit{.name = "l", .requests = 1, .window_ms = 1000};
+  const std::vector<Descriptor> d{{&limit, "{a}1"}, {&limit, "b"}, {&limit, "{a}2"}};
+  const redis::SlotGroups groups(d);
+  REQUIRE(groups.count == 2);
+  CHECK(groups.of(0).size() == 2);  // {a}1 and {a}2 share a slot
+  CHECK(groups.of(0)[1] == 2);
+  CHECK(groups.of(1)[0] == 1);
 }

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "limiter/key_layout.hpp"
+
 namespace phlow::limiter::redis {
 
 namespace {
@@ -46,6 +48,16 @@ std::variant<std::vector<SlotRange>, std::string> parse_cluster_slots(const Valu
   }
   if (out.empty()) return std::string("CLUSTER SLOTS: no slot is served");
   return out;
+}
+
+SlotGroups::SlotGroups(std::span<const Descriptor> descriptors) {
+  for (std::size_t i = 0; i < descriptors.size(); ++i) {
+    const std::uint16_t s = KeyLayout::slot(descriptors[i].key);
+    std::size_t g = 0;
+    while (g < count && slot[g] != s) ++g;
+    if (g == count) slot[count++] = s;
+    pick[g][size[g]++] = static_cast<std::uint8_t>(i);
+  }
 }
 
 std::optional<Redirect> parse_redirect(std::string_view error) {

@@ -44,28 +44,6 @@ struct Node {
   bool serving = false;  // owns slots in the current map
 };
 
-// The keys of one request grouped by slot: group g holds the descriptors at
-// pick[g][0..size[g]).
-struct Groups {
-  std::size_t count = 0;
-  std::array<std::uint16_t, kMaxLimitsPerCheck> slot{};
-  std::array<std::uint8_t, kMaxLimitsPerCheck> size{};
-  std::array<std::array<std::uint8_t, kMaxLimitsPerCheck>, kMaxLimitsPerCheck> pick{};
-
-  explicit Groups(std::span<const Descriptor> descriptors) {
-    for (std::size_t i = 0; i < descriptors.size(); ++i) {
-      const std::uint16_t s = KeyLayout::slot(descriptors[i].key);
-      std::size_t g = 0;
-      while (g < count && slot[g] != s) ++g;
-      if (g == count) {
-        slot[count++] = s;
-      }
-      pick[g][size[g]++] = static_cast<std::uint8_t>(i);
-    }
-  }
-  std::span<const std::uint8_t> of(std::size_t g) const { return {pick[g].data(), size[g]}; }
-};
-
 }  // namespace
 
 class ClusterStore::State : public std::enable_shared_from_this<State> {
@@ -94,7 +72,7 @@ class ClusterStore::State : public std::enable_shared_from_this<State> {
   bool ready() const {
     if (!mapped_) return false;
     for (const auto& node : nodes_) {
-      if (node->serving && !node->connection->ready()) return false;
+      if (node->serving && !(node->connection && node->connection->ready())) return false;
     }
     return true;
   }
@@ -216,7 +194,7 @@ struct ClusterStore::State::Call {
   Call(std::span<const Descriptor> d, bool c, CheckHandler h)
       : descriptors(d), groups(d), consume(c), handler(std::move(h)) {}
   std::span<const Descriptor> descriptors;
-  Groups groups;
+  SlotGroups groups;
   bool consume;
   CheckHandler handler;
   std::size_t outstanding = 0;
@@ -229,7 +207,7 @@ struct ClusterStore::State::Call {
 void ClusterStore::State::check(std::span<const Descriptor> descriptors, bool consume,
                                 CheckHandler handler) {
   const auto deadline = Clock::now() + options_.timeout;
-  const Groups groups(descriptors);
+  const SlotGroups groups(descriptors);
   if (groups.count <= 1) {
     // One slot: one script call, all-or-nothing inside Redis, as in standalone.
     const Consume mode = consume ? Consume::yes : Consume::no;
@@ -330,11 +308,14 @@ asio::awaitable<void> ClusterStore::State::refresh_loop([[maybe_unused]] std::sh
 asio::awaitable<void> ClusterStore::State::refresh_once() {
   // Ask the masters that answer now first, then the others, then the seeds.
   std::vector<RedisNode> candidates;
+  const auto answers = [](const Node& node) {
+    return node.serving && node.connection && node.connection->ready();
+  };
   for (const auto& node : nodes_) {
-    if (node->serving && node->connection->ready()) candidates.push_back(node->address);
+    if (answers(*node)) candidates.push_back(node->address);
   }
   for (const auto& node : nodes_) {
-    if (!(node->serving && node->connection->ready())) candidates.push_back(node->address);
+    if (!answers(*node)) candidates.push_back(node->address);
   }
   candidates.insert(candidates.end(), options_.url.nodes.begin(), options_.url.nodes.end());
   std::string failures;
