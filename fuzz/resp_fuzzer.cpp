@@ -112,7 +112,8 @@ void read_replies(std::string_view bytes, std::size_t step, std::span<const Desc
   redisReaderFree(reader);
 }
 
-// encode_check()'s bytes are one RESP array of bulk strings: 3 + n keys + 2 + 5 n args.
+// encode_check()'s bytes are one RESP array of bulk strings: 3 + n keys + 1 (time)
+// + 2 (count, mode) + 5 n args.
 void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   std::string command;
   phlow::limiter::redis::encode_check(command, true, std::string(40, 'a'), descriptors,
@@ -128,10 +129,11 @@ void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   FUZZ_ASSERT(redisReaderGetReply(reader, &raw) == REDIS_OK && raw == nullptr);
   redisReaderFree(reader);
   const std::size_t n = descriptors.size();
-  FUZZ_ASSERT(v.type == Value::Type::array && v.elements.size() == 5 + 6 * n);
+  FUZZ_ASSERT(v.type == Value::Type::array && v.elements.size() == 6 + 6 * n);
   FUZZ_ASSERT(v.elements[0].str == "EVALSHA" && v.elements[2].str == std::to_string(n));
   for (std::size_t i = 0; i < n; ++i) FUZZ_ASSERT(v.elements[3 + i].str == descriptors[i].key);
-  FUZZ_ASSERT(v.elements[4 + n].str == (consume ? "1" : "0"));
+  FUZZ_ASSERT(v.elements[3 + n].str.empty() && v.elements[4 + n].str == std::to_string(n));
+  FUZZ_ASSERT(v.elements[5 + n].str == (consume ? "1" : "0"));
 }
 
 }  // namespace

@@ -131,6 +131,14 @@ void redis(std::string& out, const Totals& t, const GlobalStats& g) {
   family(out, "redis_refunds_total", "counter",
          "Redis Cluster refunds: what one slot's call consumed for a request another slot rejected.");
   sample(out, "redis_refunds_total", {}, g.refunds);
+  family(out, "redis_script_calls_total", "counter",
+         "Calls of the Redis check script (one call decides the checks of one worker's loop turn).");
+  sample(out, "redis_script_calls_total", {}, g.script_calls);
+  family(out, "redis_checks_total", "counter", "Limit checks (requests) sent to Redis.");
+  sample(out, "redis_checks_total", {}, g.checks_sent);
+  family(out, "over_limit_cache_hits_total", "counter",
+         "Requests rejected by a rejection Redis gave earlier, without asking Redis.");
+  sample(out, "over_limit_cache_hits_total", {}, t.over_limit_cache_hits);
   family(out, "redis_live_gateways", "gauge",
          "Gateway instances last seen live in Redis (0 until this one has been seen).");
   sample(out, "redis_live_gateways", {}, g.live_gateways);

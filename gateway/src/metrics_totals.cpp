@@ -28,6 +28,7 @@ Totals sum_workers(const std::vector<const WorkerStats*>& workers) {
     t.redis_check += w->redis_check.snapshot();
     t.upstream += w->upstream.snapshot();
     for (std::size_t i = 0; i < limiter::kStoreErrors; ++i) t.redis_errors[i] += load(w->redis_errors[i]);
+    t.over_limit_cache_hits += load(w->over_limit_cache_hits);
     for (std::size_t i = 0; i < kUpstreamErrors; ++i)
       t.upstream_errors[i] += load(w->upstream_errors[i]);
     t.client_connections += w->client_connections.load(std::memory_order_relaxed);

@@ -21,6 +21,7 @@ struct Totals {
       std::vector<std::array<std::uint64_t, kOutcomes>>(kMaxNames);
   Histogram::Snapshot redis_check, upstream;
   std::array<std::uint64_t, limiter::kStoreErrors> redis_errors{};
+  std::uint64_t over_limit_cache_hits = 0;
   std::array<std::uint64_t, kUpstreamErrors> upstream_errors{};
   std::int64_t client_connections = 0, upstream_connections = 0;
 };

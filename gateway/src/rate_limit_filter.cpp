@@ -28,6 +28,7 @@ bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route
     auto now = limiter.try_check_now(checked_);
     if (!now) return false;
     decision_ = *now;
+    if (decision_.source == limiter::DecisionSource::cache) bump(stats.over_limit_cache_hits);
   }
   record.limiter = std::chrono::steady_clock::now() - started_;
   decided(stats, record, log_identifier);

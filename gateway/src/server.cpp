@@ -91,6 +91,8 @@ GlobalStats Server::global_stats() const {
   g.moved = redis_health_ ? redis_health_->moved_redirects() : 0;
   g.asked = redis_health_ ? redis_health_->ask_redirects() : 0;
   g.refunds = redis_health_ ? redis_health_->refunds() : 0;
+  g.script_calls = redis_health_ ? redis_health_->script_calls() : 0;
+  g.checks_sent = redis_health_ ? redis_health_->checks_sent() : 0;
   g.live_gateways = redis_health_ ? redis_health_->live_instances() : 0;
   g.fallback_share = limiter::fallback_divisor(fallback_share_, redis_health_.get());
   g.reloads_ok = reloads_ok_.load();

@@ -168,7 +168,10 @@ void Worker::stop_accepting() {
 }
 
 void Worker::replace_snapshot(std::shared_ptr<const Snapshot> next) {
-  net::post(io_, [this, next = std::move(next)]() mutable { snapshot_ = std::move(next); });
+  net::post(io_, [this, next = std::move(next)]() mutable {
+    snapshot_ = std::move(next);
+    limiter_->forget_rejections();  // limits may have changed: ask Redis again
+  });
 }
 
 void Worker::stop() {

@@ -6,45 +6,6 @@
 
 namespace phlow::limiter {
 
-void RejectedKeys::record(std::span<const Descriptor> descriptors, const Decision& d,
-                          std::int64_t now_ms) {
-  const std::size_t n = std::min(descriptors.size(), d.count);
-  for (std::size_t i = 0; i < n; ++i) {
-    const LimitResult& r = d.results[i];
-    if (descriptors[i].limit->shadow) continue;
-    if (!r.allowed) {
-      remember(descriptors[i].key, now_ms + std::max<std::int64_t>(r.retry_after_ms, 1), now_ms);
-    } else if (!until_.empty()) {
-      forget(descriptors[i].key);
-    }
-  }
-}
-
-void RejectedKeys::remember(std::string_view key, std::int64_t until_ms, std::int64_t now_ms) {
-  if (auto it = until_.find(key); it != until_.end()) {
-    it->second = until_ms;
-    return;
-  }
-  if (until_.size() >= kMaxKeys) {
-    // Full: drop expired entries, at most once a second. While it stays full of live
-    // rejections, new ones are not remembered (the fallback then counts them itself).
-    if (now_ms < next_prune_ms_) return;
-    next_prune_ms_ = now_ms + 1000;
-    std::erase_if(until_, [now_ms](const auto& entry) { return entry.second <= now_ms; });
-    if (until_.size() >= kMaxKeys) return;
-  }
-  until_.emplace(key, until_ms);
-}
-
-std::int64_t RejectedKeys::rejected_until(std::string_view key, std::int64_t now_ms) const {
-  const auto it = until_.find(key);
-  return it != until_.end() && it->second > now_ms ? it->second : 0;
-}
-
-void RejectedKeys::forget(std::string_view key) {
-  if (auto it = until_.find(key); it != until_.end()) until_.erase(it);
-}
-
 Decision failure_decision(std::span<const Descriptor> descriptors, FailureMode mode,
                           std::int64_t now_ms) {
   constexpr std::int64_t kDenyRetryMs = 1000;
@@ -89,6 +50,7 @@ std::uint32_t FallbackBackend::share() const {
 std::optional<Decision> FallbackBackend::try_check_now(std::span<const Descriptor> descriptors) {
   if (!store_) return memory_->check(descriptors);
   if (!store_->ready()) return on_redis_failure(descriptors);
+  if (!rejected_->empty()) return rejected_->cached_rejection(descriptors, memory_->now_us());
   return std::nullopt;
 }
 
@@ -145,14 +107,13 @@ void FallbackBackend::start_check(std::span<const Descriptor> descriptors,
   }
   store_->async_check(descriptors, true,
                       [memory = memory_, rejected = rejected_, mode = on_failure_, descriptors,
-                       share = share(),
+                       share = share(), checked_at_us = memory_->now_us(),
                        h = std::move(handler)](boost::system::error_code ec, Decision d) mutable {
                         if (ec) {
                           d = decide_without_redis(*memory, *rejected, descriptors, mode, share);
                           d.store_failure = store_error_of(ec);
-                        } else if (mode == FailureMode::fallback &&
-                                   (!d.allowed || !rejected->empty())) {
-                          rejected->record(descriptors, d, memory->now_us() / 1000);
+                        } else if (!d.allowed || !rejected->empty()) {
+                          rejected->record(descriptors, d, checked_at_us);
                         }
                         std::move(h)(d);
                       });

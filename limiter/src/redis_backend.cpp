@@ -8,6 +8,7 @@
 #include <atomic>
 #include <limits>
 
+#include "redis/check_batch.hpp"
 #include "redis/check_command.hpp"
 #include "redis/check_script.hpp"
 #include "redis/connection.hpp"
@@ -19,19 +20,6 @@ namespace phlow::limiter {
 
 using boost::system::error_code;
 using redis::Value;
-using redis::encode_check;
-using redis::parse_check;
-
-namespace {
-
-void finish_check(error_code ec, const Value& v, std::span<const Descriptor> descriptors,
-                  RedisBackend::CheckHandler handler) {
-  Decision d;
-  if (!ec) ec = redis::read_check_reply(v, descriptors, d);
-  std::move(handler)(ec, d);
-}
-
-}  // namespace
 
 RedisBackend::RedisBackend(boost::asio::any_io_executor executor, RedisOptions options,
                            std::shared_ptr<RedisHealth> health,
@@ -42,6 +30,8 @@ RedisBackend::RedisBackend(boost::asio::any_io_executor executor, RedisOptions o
       std::move(executor), options_.url, nodes_, redis::make_transport(options_),
       std::string(redis::kCheckScript), redis::connection_options(options_),
       [health = health_, id](bool up, const std::string& reason) { health->report(id, up, reason); });
+  batch_ = std::make_shared<redis::CheckBatch>(connection_, health_, options_.timeout,
+                                               nodes_->master_only());
 }
 
 RedisBackend::~RedisBackend() { stop(); }
@@ -71,31 +61,7 @@ bool RedisBackend::ready() const { return connection_->ready(); }
 
 void RedisBackend::async_check(std::span<const Descriptor> descriptors, bool consume,
                                CheckHandler handler) {
-  const auto deadline = redis::Clock::now() + options_.timeout;
-  encode_check(command_, true, connection_->script_sha(), descriptors,
-               consume ? redis::Consume::yes : redis::Consume::no);
-  connection_->exec(
-      command_, deadline,
-      [conn = connection_, find_master = nodes_->master_only(), descriptors, consume, deadline,
-       h = std::move(handler)](error_code ec, Value v) mutable {
-        if (find_master && !ec && v.is_error() && v.str.starts_with("READONLY")) {
-          // A replica now (a failover the source has not announced yet): find the
-          // master again. This check goes to the failure policy.
-          conn->reconnect("Redis answered READONLY: the node is a replica now");
-        }
-        if (!ec && v.is_error() && v.str.starts_with("NOSCRIPT")) {
-          // The script cache was flushed (restart, SCRIPT FLUSH): EVAL reloads it.
-          std::string command;
-          encode_check(command, false, redis::kCheckScript, descriptors,
-                       consume ? redis::Consume::yes : redis::Consume::no);
-          conn->exec(command, deadline,
-                     [descriptors, h = std::move(h)](error_code ec2, Value v2) mutable {
-                       finish_check(ec2, v2, descriptors, std::move(h));
-                     });
-          return;
-        }
-        finish_check(ec, v, descriptors, std::move(h));
-      });
+  batch_->add(descriptors, consume ? redis::Consume::yes : redis::Consume::no, std::move(handler));
 }
 
 void RedisBackend::async_reset(std::string_view key, ResetHandler handler) {

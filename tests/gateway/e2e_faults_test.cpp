@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "limiter/rejected_keys.hpp"
 #include "metrics_scrape.hpp"
 #include "limiter/descriptor.hpp"
 #include "support/demo_upstream.hpp"
@@ -342,7 +343,8 @@ TEST_CASE("faults: Redis answering LOADING still serves and limits") {
 
 // Budgets live in Redis only. When Redis loses its data mid-window (FLUSHALL, or a
 // restart without persistence), every identifier starts over with its whole quota: a
-// client that had spent its budget gets `requests` more within the same window.
+// client that had spent its budget gets `requests` more within the same window - once
+// the over-limit cache has let go of the rejection it saw last (at most kCacheMaxMs).
 TEST_CASE("faults: Redis emptied mid-window restarts every budget") {
   RedisServer redis;
   DemoUpstream upstream;
@@ -365,6 +367,7 @@ TEST_CASE("faults: Redis emptied mid-window restarts every budget") {
   // FLUSHALL and SCRIPT FLUSH: the next check reloads the script (NOSCRIPT -> EVAL).
   REQUIRE(redis.command({"FLUSHALL"}) == "OK");
   REQUIRE(redis.command({"SCRIPT", "FLUSH"}) == "OK");
+  std::this_thread::sleep_for(std::chrono::milliseconds(phlow::limiter::RejectedKeys::kCacheMaxMs));
   const HttpResponse first = http_request(gateway.port(), "GET", "/", tenant);
   CHECK(first.status == 200);
   CHECK(first.header("X-RateLimit-Remaining") == std::to_string(kTinyQuota - 1));
@@ -379,6 +382,7 @@ TEST_CASE("faults: Redis emptied mid-window restarts every budget") {
            metric(admin, kFallback) == 0;
   }, 10s);
   REQUIRE(back);
+  std::this_thread::sleep_for(std::chrono::milliseconds(phlow::limiter::RejectedKeys::kCacheMaxMs));
   const int after_restart = allowed_of(kTinyQuota + 2);
   CHECK(after_restart == kTinyQuota);
   CHECK(redis.command({"ZCARD", "phlow:ratelimit:tiny:flushed"}) == std::to_string(kTinyQuota));

@@ -7,6 +7,7 @@
 #include "support/e2e.hpp"
 
 #include <chrono>
+#include <csignal>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -475,4 +476,86 @@ TEST_CASE("e2e limits: when Redis comes back the gateway says so once and decide
   const std::string log = gateway.process().output();
   CHECK(count_occurrences(log, "Failed to connect to Redis, falling back to in-memory rate limiting") == 1);
   CHECK(count_occurrences(log, "Reconnected to Redis") == 1);
+}
+
+namespace {
+
+// Calls of the check script Redis has run (EVALSHA, plus EVAL after a NOSCRIPT).
+std::int64_t script_calls(const RedisServer& redis) {
+  const std::string stats = redis.command({"INFO", "commandstats"});
+  std::int64_t calls = 0;
+  for (const std::string name : {"cmdstat_evalsha:calls=", "cmdstat_eval:calls="}) {
+    const auto at = stats.find(name);
+    if (at != std::string::npos) calls += std::stoll(stats.substr(at + name.size()));
+  }
+  return calls;
+}
+
+}  // namespace
+
+TEST_CASE("e2e limits: a key over its limit is rejected without Redis until its retry time - resets seen at once here and within 1 s on another gateway") {
+  const std::string algorithm = GENERATE(std::string("sliding_log"), std::string("token_bucket"));
+  INFO("algorithm " << algorithm);
+  RedisServer redis;
+  DemoUpstream upstream;
+  const std::string admin_token = "cache-admin";
+  const std::string yaml = gateway_yaml(upstream, one_route(
+      "  hot: { requests: 3, window: 3s, algorithm: " + algorithm + ", key: token_hash }\n", "[hot]") +
+      exact_redis_yaml(redis.url()) + "admin: { listen: \"127.0.0.1:0\", token: \"" + admin_token + "\" }\n");
+  GatewayProcess first(yaml, kNoRedis);
+  GatewayProcess second(yaml, kNoRedis);
+  REQUIRE(first.process().wait_for_output("Connected to Redis", std::chrono::seconds(5)));
+  REQUIRE(second.process().wait_for_output("Connected to Redis", std::chrono::seconds(5)));
+  INFO(first.process().output());
+  const HeaderList token = {{"Authorization", "Bearer hot-token"}};
+  CHECK(count_allowed(first.port(), 3, token) == 3);
+
+  // The flood: Redis answers the first rejection, the cache the others.
+  const std::int64_t before = script_calls(redis);
+  for (int i = 0; i < 40; ++i) {
+    const HttpResponse r = http_request(first.port(), "GET", "/", token);
+    REQUIRE(r.status == 429);
+    CHECK(nlohmann::json::parse(r.body).at("limit") == "hot");
+    CHECK(r.header("X-RateLimit-Remaining") == "0");
+    const int retry_after = std::stoi(r.header("Retry-After"));
+    CHECK(retry_after >= 1);
+    CHECK(retry_after <= 3);
+  }
+  const std::int64_t calls = script_calls(redis) - before;
+  CHECK(calls >= 1);
+  CHECK(calls <= 2);  // at most 0.05 calls per rejection
+  CHECK(metric(scrape(first.admin_port()), "phlow_gateway_over_limit_cache_hits_total") >= 38);
+  CHECK(http_request(second.port(), "GET", "/", token).status == 429);  // Redis says so: cached
+
+  // A reset through the first gateway: it allows at once; the second within 1 s.
+  const std::string target = "/admin/limits/hot/" + phlow::limiter::sha256_hex("hot-token");
+  REQUIRE(http_request(first.admin_port(), "DELETE", target, {{"Authorization", "Bearer " + admin_token}})
+              .status == 200);
+  CHECK(http_request(first.port(), "GET", "/", token).status == 200);
+  const auto reset_at = std::chrono::steady_clock::now();
+  int status = 0;
+  while ((status = http_request(second.port(), "GET", "/", token).status) == 429 &&
+         std::chrono::steady_clock::now() - reset_at < std::chrono::seconds(3)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(status == 200);
+  CHECK(std::chrono::steady_clock::now() - reset_at < std::chrono::milliseconds(1500));
+
+  // Spent again; once the retry time has passed the key is allowed again (the cache
+  // never outlives what Redis said).
+  HttpResponse rejected;
+  for (int i = 0; i < 10 && rejected.status != 429; ++i) rejected = http_request(first.port(), "GET", "/", token);
+  REQUIRE(rejected.status == 429);
+  const auto wait = std::chrono::seconds(std::stoi(rejected.header("Retry-After")));
+  std::this_thread::sleep_for(wait);
+  CHECK(http_request(first.port(), "GET", "/", token).status == 200);
+
+  // A reload with a larger limit: cached rejections are dropped, Redis decides anew.
+  CHECK(count_allowed(first.port(), 5, token) < 5);
+  first.rewrite_config(gateway_yaml(upstream, one_route(
+      "  hot: { requests: 100, window: 3s, algorithm: " + algorithm + ", key: token_hash }\n", "[hot]") +
+      exact_redis_yaml(redis.url()) + "admin: { listen: \"127.0.0.1:0\", token: \"" + admin_token + "\" }\n"));
+  first.process().signal(SIGHUP);
+  REQUIRE(first.process().wait_for_output("config reloaded", std::chrono::seconds(5)));
+  CHECK(http_request(first.port(), "GET", "/", token).status == 200);
 }

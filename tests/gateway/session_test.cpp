@@ -155,8 +155,9 @@ TEST_CASE("session: the request path in-process with a fake store") {
   CHECK(script.checks == 2);
 
   // The store fails: the in-memory fallback decides. A token the store was rejecting
-  // stays rejected until the retry time the store gave; another is allowed. Each failed
-  // check is counted.
+  // stays rejected until the retry time the store gave - here answered by the
+  // over-limit cache, without a store call; another is allowed. Each failed check is
+  // counted.
   {
     std::lock_guard lock(script.mutex);
     script.over_limit.clear();
@@ -170,7 +171,8 @@ TEST_CASE("session: the request path in-process with a fake store") {
   const auto& errors = gw.worker->stats().redis_errors;
   CHECK(errors[static_cast<std::size_t>(limiter::StoreError::connection)] +
             errors[static_cast<std::size_t>(limiter::StoreError::timeout)] ==
-        2);
+        1);
+  CHECK(gw.worker->stats().over_limit_cache_hits.load() == 1);
 
   // No route, no token needed: 404 without a store call.
   const int before = script.checks;

@@ -96,19 +96,27 @@ std::vector<Descriptor> descriptors_for(const Case& c, int identifier, const std
   return out;
 }
 
-// Runs the check script at `now_us` through a blocking hiredis connection.
-Decision redis_check_at(redisContext* c, const std::vector<Descriptor>& ds, std::int64_t now_us) {
-  std::vector<std::string> args = {"EVAL", std::string(redis::kCheckScript),
-                                   std::to_string(ds.size())};
-  for (const auto& d : ds) args.push_back(d.key);
+// Runs the check script at `now_us` through a blocking hiredis connection: one call
+// deciding `checks` one after the other (a batch of one, or more).
+std::vector<Decision> redis_checks_at(redisContext* c, const std::vector<std::vector<Descriptor>>& checks,
+                                      std::int64_t now_us) {
+  std::size_t keys = 0;
+  for (const auto& ds : checks) keys += ds.size();
+  std::vector<std::string> args = {"EVAL", std::string(redis::kCheckScript), std::to_string(keys)};
+  for (const auto& ds : checks) {
+    for (const auto& d : ds) args.push_back(d.key);
+  }
   args.push_back(std::to_string(now_us));
-  args.push_back("1");
-  for (const auto& d : ds) {
-    args.push_back(std::to_string(static_cast<int>(d.limit->algorithm)));
-    args.push_back(std::to_string(d.limit->requests));
-    args.push_back(std::to_string(d.limit->window_ms));
-    args.push_back(std::to_string(d.limit->burst));
-    args.push_back(d.limit->shadow ? "1" : "0");
+  for (const auto& ds : checks) {
+    args.push_back(std::to_string(ds.size()));
+    args.push_back("1");
+    for (const auto& d : ds) {
+      args.push_back(std::to_string(static_cast<int>(d.limit->algorithm)));
+      args.push_back(std::to_string(d.limit->requests));
+      args.push_back(std::to_string(d.limit->window_ms));
+      args.push_back(std::to_string(d.limit->burst));
+      args.push_back(d.limit->shadow ? "1" : "0");
+    }
   }
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
@@ -121,18 +129,41 @@ Decision redis_check_at(redisContext* c, const std::vector<Descriptor>& ds, std:
   REQUIRE(r != nullptr);
   INFO((r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : std::string()));
   REQUIRE(r->type == REDIS_REPLY_ARRAY);
-  REQUIRE(r->elements == 1 + 4 * ds.size());
-  Decision d;
-  d.count = ds.size();
-  d.now_ms = r->element[0]->integer;
-  for (std::size_t i = 0; i < ds.size(); ++i) {
-    auto** e = &r->element[1 + 4 * i];
-    d.results[i] = LimitResult{e[0]->integer == 1, ds[i].limit->shadow, ds[i].limit->quota(),
-                               e[1]->integer, e[2]->integer, e[3]->integer};
+  REQUIRE(r->elements == 1 + 4 * keys);
+  std::vector<Decision> out;
+  std::size_t at = 1;
+  for (const auto& ds : checks) {
+    Decision d;
+    d.count = ds.size();
+    d.now_ms = r->element[0]->integer;
+    for (std::size_t i = 0; i < ds.size(); ++i, at += 4) {
+      auto** e = &r->element[at];
+      d.results[i] = LimitResult{e[0]->integer == 1, ds[i].limit->shadow, ds[i].limit->quota(),
+                                 e[1]->integer, e[2]->integer, e[3]->integer};
+    }
+    summarize(d);
+    out.push_back(d);
   }
-  summarize(d);
   freeReplyObject(r);
-  return d;
+  return out;
+}
+
+Decision redis_check_at(redisContext* c, const std::vector<Descriptor>& ds, std::int64_t now_us) {
+  return redis_checks_at(c, {ds}, now_us).at(0);
+}
+
+void check_same(const Decision& m, const Decision& r) {
+  REQUIRE(m.count == r.count);
+  CHECK(m.now_ms == r.now_ms);
+  for (std::size_t k = 0; k < m.count; ++k) {
+    INFO("limit " << k);
+    CHECK(m.results[k].allowed == r.results[k].allowed);
+    CHECK(m.results[k].remaining == r.results[k].remaining);
+    CHECK(m.results[k].reset_ms == r.results[k].reset_ms);
+    CHECK(m.results[k].retry_after_ms == r.results[k].retry_after_ms);
+  }
+  CHECK(m.allowed == r.allowed);
+  CHECK(m.rejected_by == r.rejected_by);
 }
 
 }  // namespace
@@ -153,20 +184,51 @@ TEST_CASE("in-memory algorithms and the Redis script agree on every case") {
         const Decision m = memory.check(ds);
         const Decision r = redis_check_at(redis, ds, clock->now_us());
         INFO("case " << c.name << ", step " << i);
-        REQUIRE(m.count == r.count);
-        CHECK(m.now_ms == r.now_ms);
-        for (std::size_t k = 0; k < m.count; ++k) {
-          INFO("limit " << k);
-          CHECK(m.results[k].allowed == r.results[k].allowed);
-          CHECK(m.results[k].remaining == r.results[k].remaining);
-          CHECK(m.results[k].reset_ms == r.results[k].reset_ms);
-          CHECK(m.results[k].retry_after_ms == r.results[k].retry_after_ms);
-        }
-        CHECK(m.allowed == r.allowed);
-        CHECK(m.rejected_by == r.rejected_by);
+        check_same(m, r);
         outcomes += m.allowed ? 'A' : 'R';
       }
       CHECK(outcomes == c.expected);
+    }
+  }
+  redisFree(redis);
+}
+
+// The gateway sends the checks of one loop turn as one script call: the steps that
+// happen at the same time (advance 0) go as one batch here, and must be decided as the
+// in-memory algorithms decide them one after the other.
+TEST_CASE("the Redis script decides a batch of checks as the same checks one by one") {
+  phlow::test::RedisServer server;
+  redisContext* redis = redisConnect("127.0.0.1", server.port());
+  REQUIRE((redis != nullptr && redis->err == 0));
+
+  std::size_t batched = 0;
+  for (const Case& c : cases()) {
+    SECTION(c.name) {
+      auto clock = std::make_shared<ManualClock>(1'700'000'000'123'456);
+      MemoryBackend memory(clock);
+      std::string outcomes;
+      std::size_t i = 0;
+      while (i < c.steps.size()) {
+        clock->advance_ms(c.steps[i].advance_ms);
+        std::vector<std::vector<Descriptor>> batch;
+        std::vector<Decision> expected;
+        do {
+          batch.push_back(descriptors_for(c, c.steps[i].identifier, "batch:" + c.name + ":"));
+          expected.push_back(memory.check(batch.back()));
+          ++i;
+        } while (i < c.steps.size() && c.steps[i].advance_ms == 0);
+        const auto got = redis_checks_at(redis, batch, clock->now_us());
+        batched += batch.size() > 1 ? 1 : 0;
+        for (std::size_t k = 0; k < batch.size(); ++k) {
+          INFO("case " << c.name << ", batch of " << batch.size() << ", check " << k);
+          check_same(expected[k], got[k]);
+          outcomes += got[k].allowed ? 'A' : 'R';
+        }
+      }
+      CHECK(outcomes == c.expected);
+      bool burst = false;
+      for (std::size_t k = 1; k < c.steps.size(); ++k) burst = burst || c.steps[k].advance_ms == 0;
+      CHECK((batched > 0) == burst);  // a case with a burst was sent as batches
     }
   }
   redisFree(redis);

@@ -115,6 +115,7 @@ struct alignas(64) WorkerStats {
   std::array<std::array<std::atomic<std::uint64_t>, kOutcomes>, kMaxNames> decisions{};
   Histogram redis_check;
   std::array<std::atomic<std::uint64_t>, limiter::kStoreErrors> redis_errors{};  // by StoreError
+  std::atomic<std::uint64_t> over_limit_cache_hits{0};  // rejections decided without Redis
   Histogram upstream;
   std::array<std::atomic<std::uint64_t>, kUpstreamErrors> upstream_errors{};
   std::atomic<std::int64_t> client_connections{0}, upstream_connections{0};
@@ -144,6 +145,7 @@ struct GlobalStats {
   std::uint64_t fallback_transitions = 0, recoveries = 0;
   std::uint64_t master_changes = 0;  // Redis master moved (Sentinel or Cluster failover)
   std::uint64_t moved = 0, asked = 0, refunds = 0;  // Redis Cluster redirects and refunds
+  std::uint64_t script_calls = 0, checks_sent = 0;   // Redis check script calls, checks in them
   std::uint32_t live_gateways = 0;   // instances last seen live in Redis (0: not yet)
   std::uint32_t fallback_share = 1;  // limits are divided by this during fallback
   std::uint64_t reloads_ok = 0, reloads_failed = 0, config_generation = 0;
@@ -156,7 +158,8 @@ struct GlobalStats {
 // values escaped). Sums the workers. Families: requests_total{route,code_class},
 // decisions_total{limit,outcome}, redis_check_duration_seconds, redis_errors_total{kind},
 // redis_fallback, redis_fallback_transitions_total{to}, redis_master_changes_total,
-// redis_redirects_total{kind}, redis_refunds_total,
+// redis_redirects_total{kind}, redis_refunds_total, redis_script_calls_total,
+// redis_checks_total, over_limit_cache_hits_total,
 // upstream_duration_seconds,
 // upstream_errors_total{kind}, open_connections{side}, config_reloads_total{result},
 // config_generation, uptime_seconds, build_info{version}. Route and limit counters

@@ -1,8 +1,9 @@
 #pragma once
 // The shared store behind the in-memory fallback: decides limits with I/O, for every
-// gateway instance at once. RedisBackend (standalone Redis) implements it today; a new
-// topology (Sentinel, Cluster) or a decorator (a local over-limit cache) is a new
-// class behind this interface plus a line in make_store() (store_factory.hpp).
+// gateway instance at once. RedisBackend (standalone, Sentinel) and ClusterStore
+// implement it; a new topology is a new class behind this interface plus a line in
+// make_store() (store_factory.hpp). The over-limit cache is not a store: it answers
+// before any I/O (FallbackBackend::try_check_now, rejected_keys.hpp).
 // One per I/O thread (executor); not thread-safe: call it on its executor only.
 
 #include <boost/asio/any_completion_handler.hpp>

@@ -29,6 +29,7 @@ enum class DecisionSource : std::uint8_t {
   failure_allow,   // Redis failed and on_failure is `allow`
   failure_deny,    // Redis failed and on_failure is `deny`
   custom,          // a user-supplied RateLimitBackend
+  cache,           // a rejection Redis gave earlier, still in force (over-limit cache)
 };
 
 // What decides while Redis cannot (redis.on_failure): the in-memory fallback, or

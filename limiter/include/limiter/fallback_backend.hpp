@@ -6,7 +6,9 @@
 // The in-memory fallback starts from its own counts, which hold only what it decided
 // itself. So that a check Redis could not answer in time, or an outage, does not hand
 // a fresh budget to a client Redis was rejecting, each FallbackBackend remembers the
-// keys Redis last rejected and until when: the fallback rejects them until then.
+// keys Redis last rejected and until when: the fallback rejects them until then. While
+// Redis is up, the same memory answers for Redis as the over-limit cache
+// (rejected_keys.hpp).
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -23,35 +25,9 @@
 #include "limiter/memory_backend.hpp"
 #include "limiter/async_store.hpp"
 #include "limiter/redis_backend.hpp"
+#include "limiter/rejected_keys.hpp"
 
 namespace phlow::limiter {
-
-// Keys whose enforced limit Redis rejected, with the Unix ms (memory backend's clock)
-// until which Redis said so. Bounded; one thread only.
-class RejectedKeys {
- public:
-  static constexpr std::size_t kMaxKeys = 65'536;
-
-  // Records Redis' verdicts of one decision: rejected keys until their retry time,
-  // allowed keys forgotten.
-  void record(std::span<const Descriptor> descriptors, const Decision& redis_decision,
-              std::int64_t now_ms);
-  // Unix ms until which `key` stays rejected, or 0.
-  std::int64_t rejected_until(std::string_view key, std::int64_t now_ms) const;
-  void forget(std::string_view key);
-  bool empty() const { return until_.empty(); }
-  std::size_t size() const { return until_.size(); }
-
- private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  void remember(std::string_view key, std::int64_t until_ms, std::int64_t now_ms);
-
-  std::unordered_map<std::string, std::int64_t, Hash, std::equal_to<>> until_;
-  std::int64_t next_prune_ms_ = 0;
-};
 
 class FallbackBackend {
  public:
@@ -64,8 +40,9 @@ class FallbackBackend {
                   std::unique_ptr<AsyncStore> store, FailureMode on_failure,
                   std::uint32_t fallback_share = 1);
 
-  // The decision when it needs no I/O (no Redis configured, or Redis down), else
-  // nullopt: then call async_check.
+  // The decision when it needs no I/O (no Redis configured, Redis down, or a key
+  // Redis rejected still over its limit: the over-limit cache, rejected_keys.hpp),
+  // else nullopt: then call async_check.
   std::optional<Decision> try_check_now(std::span<const Descriptor> descriptors);
 
   // Completes with the decision (signature void(Decision)), never on the caller's
@@ -85,6 +62,8 @@ class FallbackBackend {
   // Forgets only the last Redis rejection of `key` (the MemoryBackend is shared:
   // reset it once, not per thread).
   void forget_rejection(std::string_view key) { rejected_->forget(key); }
+  // Forgets every Redis rejection (a new configuration: limits may have changed).
+  void forget_rejections() { rejected_->clear(); }
   AsyncStore* store() { return store_.get(); }
   FailureMode on_failure() const { return on_failure_; }
   // N of share_of(limit, N) while Redis fails (1 without Redis).

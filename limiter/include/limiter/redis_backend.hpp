@@ -1,6 +1,6 @@
 #pragma once
-// Limits in Redis: every check is one EVALSHA of the check script over one
-// pipelined connection. One RedisBackend per I/O thread (executor); not thread-safe:
+// Limits in Redis: the checks of one event-loop turn are one EVALSHA of the check
+// script (redis/check_batch.hpp) over one pipelined connection. One RedisBackend per I/O thread (executor); not thread-safe:
 // call it on its executor only.
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -21,6 +21,7 @@
 namespace phlow::limiter {
 
 namespace redis {
+class CheckBatch;
 class Connection;
 class NodeSource;
 class Presence;
@@ -58,7 +59,8 @@ class RedisBackend final : public AsyncStore {
   void stop() override;
   bool ready() const override;
 
-  // Decides `descriptors` in one script call (see RateLimitBackend::check). With
+  // Decides `descriptors` in one script call, with the other checks of this loop turn
+  // (see RateLimitBackend::check). With
   // consume = false, only reports usage. Completes within the check deadline; on any
   // failure with an error (StoreError) and no decision. The descriptors must stay
   // alive until the handler runs.
@@ -82,6 +84,7 @@ class RedisBackend final : public AsyncStore {
   std::shared_ptr<RedisHealth> health_;
   std::shared_ptr<redis::NodeSource> nodes_;
   std::shared_ptr<redis::Connection> connection_;
+  std::shared_ptr<redis::CheckBatch> batch_;
   std::string command_;  // reused for every command this thread sends
   std::shared_ptr<redis::Presence> presence_;
 };

@@ -64,6 +64,14 @@ class RedisHealth {
   std::uint64_t moved_redirects() const { return moves_.load(std::memory_order_relaxed); }
   std::uint64_t ask_redirects() const { return asks_.load(std::memory_order_relaxed); }
   std::uint64_t refunds() const { return refunds_.load(std::memory_order_relaxed); }
+  // Check script calls sent, and the checks (requests) they decided: a call decides
+  // the checks one worker had ready in one turn of its event loop (a batch).
+  void count_script_call(std::size_t checks) {
+    script_calls_.fetch_add(1, std::memory_order_relaxed);
+    checks_sent_.fetch_add(checks, std::memory_order_relaxed);
+  }
+  std::uint64_t script_calls() const { return script_calls_.load(std::memory_order_relaxed); }
+  std::uint64_t checks_sent() const { return checks_sent_.load(std::memory_order_relaxed); }
 
   // Gateway instances last seen live in Redis (RedisBackend::start_presence), 0 until
   // one presence call has succeeded. Kept while Redis is down: it is what the
@@ -89,6 +97,8 @@ class RedisHealth {
   std::atomic<std::uint64_t> moves_{0};
   std::atomic<std::uint64_t> asks_{0};
   std::atomic<std::uint64_t> refunds_{0};
+  std::atomic<std::uint64_t> script_calls_{0};
+  std::atomic<std::uint64_t> checks_sent_{0};
 
   void count_master_change(const std::string& from, const std::string& to);  // mutex_ held
   void update_state(bool up, const std::string& detail);                      // mutex_ held

@@ -1,18 +1,24 @@
--- Decides all limits of one request atomically, with the Redis server's clock.
+-- Decides the limits of one request - or of several requests, one after the other
+-- (a batch) - atomically, with the Redis server's clock read once.
 -- Same arithmetic as limiter/src/algorithm.cpp: one table of tests runs on both.
 --
--- KEYS[i]   one key per limit: <prefix><limit>:<identifier>
+-- KEYS      one key per limit, the checks' keys one after the other:
+--           <prefix><limit>:<identifier>
 -- ARGV[1]   "" to use the server clock (always, in production), or a time in
 --           microseconds (tests only)
--- ARGV[2]   "1" to consume when allowed, "0" to only look, "2" to consume and report
---           what each limit added (Cluster: a refund takes exactly that back)
--- ARGV[3..] five values per limit: algorithm (0 sliding_log, 1 sliding_window,
---           2 token_bucket), requests, window_ms, burst, shadow (0/1)
--- Returns   { now_ms, then per limit: allowed (0/1), remaining, reset_ms, retry_after_ms }
---           and with ARGV[2] "2", then per limit what it added: the sliding_log member,
---           the sliding_window index, the token_bucket interval in us; -1 for nothing
+-- ARGV[2..] per check, in order: its number of limits n; "1" to consume when allowed,
+--           "0" to only look, "2" to consume and report what each limit added
+--           (Cluster: a refund takes exactly that back); then five values per limit:
+--           algorithm (0 sliding_log, 1 sliding_window, 2 token_bucket), requests,
+--           window_ms, burst, shadow (0/1)
+-- Returns   { now_ms, then per check, per limit: allowed (0/1), remaining, reset_ms,
+--           retry_after_ms; and for a check with "2", per limit what it added: the
+--           sliding_log member, the sliding_window index, the token_bucket interval in
+--           us; -1 for nothing }
 --
--- All numbers stay below 2^53 (limits are validated), where Lua doubles are exact.
+-- Each check sees what the checks before it in the batch consumed, as if it had come
+-- alone after them. All numbers stay below 2^53 (limits are validated), where Lua
+-- doubles are exact.
 
 if redis.replicate_commands then redis.replicate_commands() end
 
@@ -32,15 +38,32 @@ else
   now_us = tonumber(ARGV[1])
 end
 local now = floor_div(now_us, 1000)
-local consume_allowed = ARGV[2] ~= '0'
-local report = ARGV[2] == '2'
 
 local function int(x) return string.format('%.0f', x) end
 
+-- A key's state is read from Redis once per call and kept here while the call's checks
+-- use it; what they consumed is written back once, at the end (store()).
+local state = {}   -- key -> the algorithm's state in this call
+local dirty = {}   -- keys to write back, in order
+
+local function touch(key, st)
+  if not st.dirty then st.dirty = true; dirty[#dirty + 1] = key end
+end
+
 -- sliding_log: sorted set of ms scores; an entry at t counts while now - window < t.
-local function eval_log(key, n, w)
+-- Members are microsecond stamps, unique per key even within one millisecond: added
+-- by ZADD at once (the set is the state); only the expiry waits for the end.
+local function load_log(key, w)
+  local st = state[key]
+  if st and st.algo == 0 then return st end
   redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - w))
-  local count = redis.call('ZCARD', key)
+  st = { count = redis.call('ZCARD', key), member = now_us - 1, w = w, algo = 0 }
+  state[key] = st
+  return st
+end
+
+local function eval_log(key, n, w)
+  local count = load_log(key, w).count
   if count < n then return 1, n - count - 1, now + w, 0 end
   local entry = redis.call('ZRANGE', key, count - n, count - n, 'WITHSCORES')
   local retry = tonumber(entry[2]) + w - now
@@ -48,25 +71,31 @@ local function eval_log(key, n, w)
 end
 
 local function consume_log(key, w)
-  -- Members are microsecond stamps, unique per key even within one millisecond.
-  local member = now_us
+  local st = load_log(key, w)
+  local member = st.member + 1
   while redis.call('ZADD', key, 'NX', int(now), int(member)) == 0 do member = member + 1 end
-  redis.call('PEXPIRE', key, w)
+  st.member = member
+  st.count = st.count + 1
+  touch(key, st)
   return member
 end
 
 -- sliding_window: hash {w = window index, c = its count, p = previous count}.
 local function load_window(key, w)
+  local st = state[key]
+  if st and st.algo == 1 then return st end
   local cw = floor_div(now, w)
   local v = redis.call('HMGET', key, 'w', 'c', 'p')
   local sw, c, p = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
-  if sw == cw then return cw, c, p end
-  if sw == cw - 1 then return cw, 0, c end
-  return cw, 0, 0
+  if sw == cw - 1 then c, p = 0, c elseif sw ~= cw then c, p = 0, 0 end
+  st = { cw = cw, c = c, p = p, w = w, algo = 1 }
+  state[key] = st
+  return st
 end
 
 local function eval_window(key, n, w)
-  local cw, c, p = load_window(key, w)
+  local st = load_window(key, w)
+  local cw, c, p = st.cw, st.c, st.p
   local elapsed = now - cw * w
   local weighted = p * (w - elapsed) + c * w
   if weighted + w <= n * w then
@@ -82,19 +111,26 @@ local function eval_window(key, n, w)
 end
 
 local function consume_window(key, w)
-  local cw, c, p = load_window(key, w)
-  redis.call('HSET', key, 'w', int(cw), 'c', int(c + 1), 'p', int(p))
-  redis.call('PEXPIRE', key, int((cw + 2) * w - now))
-  return cw
+  local st = load_window(key, w)
+  st.c = st.c + 1
+  touch(key, st)
+  return st.cw
 end
 
 -- token_bucket (GCRA), microseconds; the emission interval rounds up.
 local function emission(n, w) return ceil_div(w * 1000, n) end
 
+local function load_bucket(key)
+  local st = state[key]
+  if st and st.algo == 2 then return st end
+  st = { tat = math.max(tonumber(redis.call('GET', key)) or 0, now_us), algo = 2 }
+  state[key] = st
+  return st
+end
+
 local function eval_bucket(key, n, w, burst)
   local t = emission(n, w)
-  local tat = math.max(tonumber(redis.call('GET', key)) or 0, now_us)
-  local new_tat = tat + t
+  local new_tat = load_bucket(key).tat + t
   local allow_at = new_tat - burst * t
   if now_us >= allow_at then
     return 1, floor_div(now_us - allow_at, t), ceil_div(new_tat, 1000), 0
@@ -104,46 +140,73 @@ local function eval_bucket(key, n, w, burst)
 end
 
 local function consume_bucket(key, n, w)
-  local tat = math.max(tonumber(redis.call('GET', key)) or 0, now_us)
+  local st = load_bucket(key)
   local t = emission(n, w)
-  local new_tat = tat + t
-  redis.call('SET', key, int(new_tat), 'PX', int(ceil_div(new_tat, 1000) - now + 1))
+  st.tat = st.tat + t
+  touch(key, st)
   return t
 end
 
-local out = { now }
-local allowed = {}
-local enforced_ok = true
-for i, key in ipairs(KEYS) do
-  local b = 2 + (i - 1) * 5
-  local algo, n, w = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local burst, shadow = tonumber(ARGV[b + 4]), ARGV[b + 5] == '1'
-  if burst <= 0 then burst = n end
-  local ok, remaining, reset, retry
-  if algo == 0 then ok, remaining, reset, retry = eval_log(key, n, w)
-  elseif algo == 1 then ok, remaining, reset, retry = eval_window(key, n, w)
-  else ok, remaining, reset, retry = eval_bucket(key, n, w, burst) end
-  allowed[i] = ok
-  if ok == 0 and not shadow then enforced_ok = false end
-  out[#out + 1] = ok
-  out[#out + 1] = remaining
-  out[#out + 1] = reset
-  out[#out + 1] = retry
-end
-
-local added = {}
-if consume_allowed and enforced_ok then
-  for i, key in ipairs(KEYS) do
-    if allowed[i] == 1 then
-      local b = 2 + (i - 1) * 5
-      local algo, n, w = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-      if algo == 0 then added[i] = consume_log(key, w)
-      elseif algo == 1 then added[i] = consume_window(key, w)
-      else added[i] = consume_bucket(key, n, w) end
+-- Writes back what the call consumed, once per key.
+local function store()
+  for _, key in ipairs(dirty) do
+    local st = state[key]
+    if st.algo == 0 then
+      redis.call('PEXPIRE', key, st.w)
+    elseif st.algo == 1 then
+      redis.call('HSET', key, 'w', int(st.cw), 'c', int(st.c), 'p', int(st.p))
+      redis.call('PEXPIRE', key, int((st.cw + 2) * st.w - now))
+    else
+      redis.call('SET', key, int(st.tat), 'PX', int(ceil_div(st.tat, 1000) - now + 1))
     end
   end
 end
-if report then
-  for i = 1, #KEYS do out[#out + 1] = added[i] or -1 end
+
+local out = { now }
+
+-- One check: the limits KEYS[k + 1 .. k + n], their parameters from ARGV[b + 1 ..].
+local function check(k, n, b, mode)
+  local allowed = {}
+  local enforced_ok = true
+  for i = 1, n do
+    local p = b + (i - 1) * 5
+    local key, algo, limit, w = KEYS[k + i], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
+    local burst, shadow = tonumber(ARGV[p + 4]), ARGV[p + 5] == '1'
+    if burst <= 0 then burst = limit end
+    local ok, remaining, reset, retry
+    if algo == 0 then ok, remaining, reset, retry = eval_log(key, limit, w)
+    elseif algo == 1 then ok, remaining, reset, retry = eval_window(key, limit, w)
+    else ok, remaining, reset, retry = eval_bucket(key, limit, w, burst) end
+    allowed[i] = ok
+    if ok == 0 and not shadow then enforced_ok = false end
+    out[#out + 1] = ok
+    out[#out + 1] = remaining
+    out[#out + 1] = reset
+    out[#out + 1] = retry
+  end
+  local added = {}
+  if mode ~= '0' and enforced_ok then
+    for i = 1, n do
+      if allowed[i] == 1 then
+        local p = b + (i - 1) * 5
+        local key, algo, limit, w = KEYS[k + i], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
+        if algo == 0 then added[i] = consume_log(key, w)
+        elseif algo == 1 then added[i] = consume_window(key, w)
+        else added[i] = consume_bucket(key, limit, w) end
+      end
+    end
+  end
+  if mode == '2' then
+    for i = 1, n do out[#out + 1] = added[i] or -1 end
+  end
 end
+
+local k, a = 0, 2
+while a <= #ARGV do
+  local n = tonumber(ARGV[a])
+  check(k, n, a + 1, ARGV[a + 1])
+  k = k + n
+  a = a + 2 + 5 * n
+end
+store()
 return out

@@ -56,55 +56,86 @@ void log_server_error(const std::string& message) {
 StoreError read_check_reply(const Value& v, std::span<const Descriptor> descriptors, Decision& out,
                             Consume consume, std::span<const std::uint8_t> pick,
                             std::int64_t* added) {
-  if (v.is_error()) {
-    log_server_error(v.str);
-    return StoreError::server_error;
+  const CheckArgs args{descriptors, consume, pick};
+  const StoreError e = validate_checks_reply(v, 1 + args.reply_size());
+  if (e == StoreError::none) read_check_at(v, 1, args, out, added);
+  return e;
+}
+
+void encode_checks(std::string& out, bool by_sha, std::string_view sha_or_script,
+                   std::span<const CheckArgs> checks) {
+  std::size_t keys = 0;
+  for (const CheckArgs& c : checks) keys += c.limits();
+  out.clear();
+  CommandWriter w(out, 3 + keys + 1 + 2 * checks.size() + 5 * keys);
+  w.arg(by_sha ? "EVALSHA" : "EVAL").arg(sha_or_script).arg(static_cast<std::int64_t>(keys));
+  for (const CheckArgs& c : checks) {
+    for (std::size_t i = 0; i < c.limits(); ++i) w.arg(nth(c.descriptors, c.pick, i).key);
   }
-  return parse_check(v, descriptors, out, consume, pick, added) ? StoreError::none
-                                                                : StoreError::bad_reply;
+  w.arg("");
+  for (const CheckArgs& c : checks) {
+    const char mode = static_cast<char>(c.consume);
+    w.arg(static_cast<std::int64_t>(c.limits())).arg(std::string_view(&mode, 1));
+    for (std::size_t i = 0; i < c.limits(); ++i) {
+      const Limit& l = *nth(c.descriptors, c.pick, i).limit;
+      w.arg(static_cast<std::int64_t>(l.algorithm)).arg(l.requests).arg(l.window_ms);
+      w.arg(l.burst).arg(l.shadow ? "1" : "0");
+    }
+  }
 }
 
 void encode_check(std::string& out, bool by_sha, std::string_view sha_or_script,
                   std::span<const Descriptor> descriptors, Consume consume,
                   std::span<const std::uint8_t> pick) {
-  const std::size_t n = pick.empty() ? descriptors.size() : pick.size();
-  out.clear();
-  CommandWriter w(out, 3 + n + 2 + 5 * n);
-  w.arg(by_sha ? "EVALSHA" : "EVAL").arg(sha_or_script).arg(static_cast<std::int64_t>(n));
-  for (std::size_t i = 0; i < n; ++i) w.arg(nth(descriptors, pick, i).key);
-  const char mode = static_cast<char>(consume);
-  w.arg("").arg(std::string_view(&mode, 1));
-  for (std::size_t i = 0; i < n; ++i) {
-    const Limit& l = *nth(descriptors, pick, i).limit;
-    w.arg(static_cast<std::int64_t>(l.algorithm)).arg(l.requests).arg(l.window_ms);
-    w.arg(l.burst).arg(l.shadow ? "1" : "0");
-  }
+  const CheckArgs one{descriptors, consume, pick};
+  encode_checks(out, by_sha, sha_or_script, std::span(&one, 1));
 }
 
-bool parse_check(const Value& v, std::span<const Descriptor> descriptors, Decision& out,
-                 Consume consume, std::span<const std::uint8_t> pick, std::int64_t* added) {
-  const std::size_t n = pick.empty() ? descriptors.size() : pick.size();
-  const bool report = consume == Consume::report;
-  if (v.type != Value::Type::array || v.elements.size() != 1 + 4 * n + (report ? n : 0)) return false;
-  for (const Value& e : v.elements) {
-    if (e.type != Value::Type::integer) return false;
+StoreError validate_checks_reply(const Value& v, std::size_t expected) {
+  if (v.is_error()) {
+    log_server_error(v.str);
+    return StoreError::server_error;
   }
+  if (v.type != Value::Type::array || v.elements.size() != expected) return StoreError::bad_reply;
+  for (const Value& e : v.elements) {
+    if (e.type != Value::Type::integer) return StoreError::bad_reply;
+  }
+  return StoreError::none;
+}
+
+std::size_t read_check_at(const Value& v, std::size_t offset, const CheckArgs& args, Decision& out,
+                          std::int64_t* added) {
+  const std::size_t n = args.limits();
   out.source = DecisionSource::redis;
-  out.count = descriptors.size();
+  out.count = args.descriptors.size();
   out.now_ms = std::max(out.now_ms, v.elements[0].integer);
   for (std::size_t i = 0; i < n; ++i) {
-    const Value* e = &v.elements[1 + 4 * i];
-    const std::size_t at = pick.empty() ? i : pick[i];
+    const Value* e = &v.elements[offset + 4 * i];
+    const std::size_t at = args.pick.empty() ? i : args.pick[i];
     LimitResult& r = out.results[at];
     r.allowed = e[0].integer == 1;
     r.remaining = e[1].integer;
     r.reset_ms = e[2].integer;
     r.retry_after_ms = e[3].integer;
-    r.limit = descriptors[at].limit->quota();
-    r.shadow = descriptors[at].limit->shadow;
-    if (report && added != nullptr) added[i] = v.elements[1 + 4 * n + i].integer;
+    r.limit = args.descriptors[at].limit->quota();
+    r.shadow = args.descriptors[at].limit->shadow;
   }
-  if (pick.empty()) summarize(out);
+  offset += 4 * n;
+  if (args.consume == Consume::report) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (added != nullptr) added[i] = v.elements[offset + i].integer;
+    }
+    offset += n;
+  }
+  if (args.pick.empty()) summarize(out);
+  return offset;
+}
+
+bool parse_check(const Value& v, std::span<const Descriptor> descriptors, Decision& out,
+                 Consume consume, std::span<const std::uint8_t> pick, std::int64_t* added) {
+  const CheckArgs args{descriptors, consume, pick};
+  if (v.is_error() || validate_checks_reply(v, 1 + args.reply_size()) != StoreError::none) return false;
+  read_check_at(v, 1, args, out, added);
   return true;
 }
 

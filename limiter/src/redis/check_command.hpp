@@ -18,12 +18,39 @@ namespace phlow::limiter::redis {
 // (so that a refund can take exactly that back: Cluster, checks across slots).
 enum class Consume : char { no = '0', yes = '1', report = '2' };
 
-// Writes EVALSHA (or EVAL, when `by_sha` is false, after NOSCRIPT) of the check script
-// into `out`, for `descriptors` - or, when `pick` is not empty, for
+// One check of a script call: `descriptors` - or, when `pick` is not empty,
 // descriptors[pick[0]], descriptors[pick[1]], ... only.
+struct CheckArgs {
+  std::span<const Descriptor> descriptors;
+  Consume consume = Consume::yes;
+  std::span<const std::uint8_t> pick = {};
+
+  std::size_t limits() const { return pick.empty() ? descriptors.size() : pick.size(); }
+  // How many integers the script answers for it.
+  std::size_t reply_size() const { return limits() * (consume == Consume::report ? 5 : 4); }
+};
+
+// Writes EVALSHA (or EVAL, when `by_sha` is false, after NOSCRIPT) of the check script
+// into `out`, deciding `checks` one after the other in one call (a batch).
+void encode_checks(std::string& out, bool by_sha, std::string_view sha_or_script,
+                   std::span<const CheckArgs> checks);
+
+// The one-check form of encode_checks.
 void encode_check(std::string& out, bool by_sha, std::string_view sha_or_script,
                   std::span<const Descriptor> descriptors, Consume consume,
                   std::span<const std::uint8_t> pick = {});
+
+// A batch's reply is one array of integers, `expected` long (1 + the checks'
+// reply_size()). Server_error (logged at most every 10 s) for an error reply,
+// bad_reply for any other shape, none when every check's answer can be read with
+// read_check_at().
+StoreError validate_checks_reply(const Value& v, std::size_t expected);
+
+// Reads the answer of the check `args` whose integers start at v.elements[offset]
+// (the first check's at 1) into `out`, as parse_check does; returns the offset of the
+// next check's. The reply must have passed validate_checks_reply().
+std::size_t read_check_at(const Value& v, std::size_t offset, const CheckArgs& args, Decision& out,
+                          std::int64_t* added = nullptr);
 
 // Turns the script's reply into a decision; false when the reply breaks its contract
 // (then `out` is unspecified). `descriptors`, `consume` and `pick` as encoded. With no

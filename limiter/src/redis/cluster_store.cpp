@@ -212,6 +212,7 @@ void ClusterStore::State::check(std::span<const Descriptor> descriptors, bool co
     // One slot: one script call, all-or-nothing inside Redis, as in standalone.
     const Consume mode = consume ? Consume::yes : Consume::no;
     const int index = groups.count == 0 ? kNoNode : owner_index(groups.slot[0]);
+    health_->count_script_call(1);
     send(index, false, true,
          [descriptors, mode](std::string& out, bool by_sha, std::string_view sha) {
            encode_check(out, by_sha, sha, descriptors, mode);
@@ -229,6 +230,7 @@ void ClusterStore::State::check(std::span<const Descriptor> descriptors, bool co
   const Consume mode = consume ? Consume::report : Consume::no;
   for (std::size_t g = 0; g < call->groups.count; ++g) {
     call->added[g].fill(-1);
+    health_->count_script_call(g == 0 ? 1 : 0);  // one request, one call per slot
     const auto pick = call->groups.of(g);
     send(owner_index(call->groups.slot[g]), false, true,
          [descriptors, mode, pick](std::string& out, bool by_sha, std::string_view sha) {
