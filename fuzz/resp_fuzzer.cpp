@@ -113,7 +113,7 @@ void read_replies(std::string_view bytes, std::size_t step, std::span<const Desc
 }
 
 // encode_check()'s bytes are one RESP array of bulk strings: 3 + n keys + 1 (time)
-// + 2 (count, mode) + 5 n args.
+// + 2 (count, mode) + n limit strings ("algorithm requests window_ms burst shadow").
 void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   std::string command;
   phlow::limiter::redis::encode_check(command, true, std::string(40, 'a'), descriptors,
@@ -129,11 +129,17 @@ void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   FUZZ_ASSERT(redisReaderGetReply(reader, &raw) == REDIS_OK && raw == nullptr);
   redisReaderFree(reader);
   const std::size_t n = descriptors.size();
-  FUZZ_ASSERT(v.type == Value::Type::array && v.elements.size() == 6 + 6 * n);
+  FUZZ_ASSERT(v.type == Value::Type::array && v.elements.size() == 6 + 2 * n);
   FUZZ_ASSERT(v.elements[0].str == "EVALSHA" && v.elements[2].str == std::to_string(n));
   for (std::size_t i = 0; i < n; ++i) FUZZ_ASSERT(v.elements[3 + i].str == descriptors[i].key);
   FUZZ_ASSERT(v.elements[3 + n].str.empty() && v.elements[4 + n].str == std::to_string(n));
   FUZZ_ASSERT(v.elements[5 + n].str == (consume ? "1" : "0"));
+  for (std::size_t i = 0; i < n; ++i) {
+    const phlow::limiter::Limit& l = *descriptors[i].limit;
+    FUZZ_ASSERT(v.elements[6 + n + i].str ==
+                std::to_string(static_cast<int>(l.algorithm)) + " " + std::to_string(l.requests) + " " +
+                    std::to_string(l.window_ms) + " " + std::to_string(l.burst) + " " + (l.shadow ? "1" : "0"));
+  }
 }
 
 }  // namespace

@@ -111,11 +111,9 @@ std::vector<Decision> redis_checks_at(redisContext* c, const std::vector<std::ve
     args.push_back(std::to_string(ds.size()));
     args.push_back("1");
     for (const auto& d : ds) {
-      args.push_back(std::to_string(static_cast<int>(d.limit->algorithm)));
-      args.push_back(std::to_string(d.limit->requests));
-      args.push_back(std::to_string(d.limit->window_ms));
-      args.push_back(std::to_string(d.limit->burst));
-      args.push_back(d.limit->shadow ? "1" : "0");
+      args.push_back(std::to_string(static_cast<int>(d.limit->algorithm)) + " " +
+                     std::to_string(d.limit->requests) + " " + std::to_string(d.limit->window_ms) +
+                     " " + std::to_string(d.limit->burst) + " " + (d.limit->shadow ? "1" : "0"));
     }
   }
   std::vector<const char*> argv;

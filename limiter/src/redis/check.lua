@@ -8,9 +8,9 @@
 --           microseconds (tests only)
 -- ARGV[2..] per check, in order: its number of limits n; "1" to consume when allowed,
 --           "0" to only look, "2" to consume and report what each limit added
---           (Cluster: a refund takes exactly that back); then five values per limit:
---           algorithm (0 sliding_log, 1 sliding_window, 2 token_bucket), requests,
---           window_ms, burst, shadow (0/1)
+--           (Cluster: a refund takes exactly that back); then one string per limit,
+--           "algorithm requests window_ms burst shadow" (algorithm 0 sliding_log,
+--           1 sliding_window, 2 token_bucket; shadow 0/1), parsed once per call
 -- Returns   { now_ms, then per check, per limit: allowed (0/1), remaining, reset_ms,
 --           retry_after_ms; and for a check with "2", per limit what it added: the
 --           sliding_log member, the sliding_window index, the token_bucket interval in
@@ -39,7 +39,10 @@ else
 end
 local now = floor_div(now_us, 1000)
 
-local function int(x) return string.format('%.0f', x) end
+-- Exact for every integer below 2^53: '%d' writes the number as a C long, not as a
+-- float (which would also be slower).
+local function int(x) return string.format('%d', x) end
+local now_s = int(now)
 
 -- A key's state is read from Redis once per call and kept here while the call's checks
 -- use it; what they consumed is written back once, at the end (store()).
@@ -73,7 +76,7 @@ end
 local function consume_log(key, w)
   local st = load_log(key, w)
   local member = st.member + 1
-  while redis.call('ZADD', key, 'NX', int(now), int(member)) == 0 do member = member + 1 end
+  while redis.call('ZADD', key, 'NX', now_s, int(member)) == 0 do member = member + 1 end
   st.member = member
   st.count = st.count + 1
   touch(key, st)
@@ -163,50 +166,62 @@ local function store()
 end
 
 local out = { now }
+local o = 1                -- #out
+local allowed, added = {}, {}  -- per check, reused
 
--- One check: the limits KEYS[k + 1 .. k + n], their parameters from ARGV[b + 1 ..].
+-- A limit's parameters, "algorithm requests window_ms burst shadow", parsed once per
+-- distinct string in a call.
+local params = {}
+local function limit_of(s)
+  local l = params[s]
+  if l then return l end
+  local algo, n, w, burst, shadow = string.match(s, '^(%d+) (%d+) (%d+) (%d+) ([01])$')
+  l = { algo = tonumber(algo), n = tonumber(n), w = tonumber(w), burst = tonumber(burst), shadow = shadow == '1' }
+  if l.burst <= 0 then l.burst = l.n end
+  params[s] = l
+  return l
+end
+
+-- One check: the limits KEYS[k + 1 .. k + n], their parameters ARGV[b + 1 .. b + n].
 local function check(k, n, b, mode)
-  local allowed = {}
   local enforced_ok = true
   for i = 1, n do
-    local p = b + (i - 1) * 5
-    local key, algo, limit, w = KEYS[k + i], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
-    local burst, shadow = tonumber(ARGV[p + 4]), ARGV[p + 5] == '1'
-    if burst <= 0 then burst = limit end
+    local key, l = KEYS[k + i], limit_of(ARGV[b + i])
+    local algo = l.algo
     local ok, remaining, reset, retry
-    if algo == 0 then ok, remaining, reset, retry = eval_log(key, limit, w)
-    elseif algo == 1 then ok, remaining, reset, retry = eval_window(key, limit, w)
-    else ok, remaining, reset, retry = eval_bucket(key, limit, w, burst) end
+    if algo == 0 then ok, remaining, reset, retry = eval_log(key, l.n, l.w)
+    elseif algo == 1 then ok, remaining, reset, retry = eval_window(key, l.n, l.w)
+    else ok, remaining, reset, retry = eval_bucket(key, l.n, l.w, l.burst) end
     allowed[i] = ok
-    if ok == 0 and not shadow then enforced_ok = false end
-    out[#out + 1] = ok
-    out[#out + 1] = remaining
-    out[#out + 1] = reset
-    out[#out + 1] = retry
+    if ok == 0 and not l.shadow then enforced_ok = false end
+    out[o + 1] = ok
+    out[o + 2] = remaining
+    out[o + 3] = reset
+    out[o + 4] = retry
+    o = o + 4
   end
-  local added = {}
-  if mode ~= '0' and enforced_ok then
-    for i = 1, n do
-      if allowed[i] == 1 then
-        local p = b + (i - 1) * 5
-        local key, algo, limit, w = KEYS[k + i], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
-        if algo == 0 then added[i] = consume_log(key, w)
-        elseif algo == 1 then added[i] = consume_window(key, w)
-        else added[i] = consume_bucket(key, limit, w) end
-      end
+  local consume = mode ~= '0' and enforced_ok
+  for i = 1, n do
+    added[i] = -1
+    if consume and allowed[i] == 1 then
+      local key, l = KEYS[k + i], params[ARGV[b + i]]
+      local algo = l.algo
+      if algo == 0 then added[i] = consume_log(key, l.w)
+      elseif algo == 1 then added[i] = consume_window(key, l.w)
+      else added[i] = consume_bucket(key, l.n, l.w) end
     end
   end
   if mode == '2' then
-    for i = 1, n do out[#out + 1] = added[i] or -1 end
+    for i = 1, n do o = o + 1; out[o] = added[i] end
   end
 end
 
-local k, a = 0, 2
-while a <= #ARGV do
+local k, a, last = 0, 2, #ARGV
+while a <= last do
   local n = tonumber(ARGV[a])
   check(k, n, a + 1, ARGV[a + 1])
   k = k + n
-  a = a + 2 + 5 * n
+  a = a + 2 + n
 end
 store()
 return out

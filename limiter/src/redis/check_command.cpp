@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <atomic>
 #include <chrono>
 
@@ -41,6 +43,18 @@ end
 return 1
 )lua";
 
+// A limit as the check script reads it: "algorithm requests window_ms burst shadow".
+std::string_view limit_params(const Limit& l, std::array<char, 128>& buffer) {
+  char* at = buffer.data();
+  char* const end = buffer.data() + buffer.size();
+  for (const std::int64_t v : {static_cast<std::int64_t>(l.algorithm), l.requests, l.window_ms,
+                               static_cast<std::int64_t>(l.burst), std::int64_t{l.shadow ? 1 : 0}}) {
+    if (at != buffer.data()) *at++ = ' ';
+    at = std::to_chars(at, end, v).ptr;
+  }
+  return {buffer.data(), static_cast<std::size_t>(at - buffer.data())};
+}
+
 // Redis errors (-OOM, -LOADING, ...) come per check; say so at most every 10 s.
 void log_server_error(const std::string& message) {
   static std::atomic<std::int64_t> last_ms{0};
@@ -66,8 +80,9 @@ void encode_checks(std::string& out, bool by_sha, std::string_view sha_or_script
                    std::span<const CheckArgs> checks) {
   std::size_t keys = 0;
   for (const CheckArgs& c : checks) keys += c.limits();
+  std::array<char, 128> params;
   out.clear();
-  CommandWriter w(out, 3 + keys + 1 + 2 * checks.size() + 5 * keys);
+  CommandWriter w(out, 3 + keys + 1 + 2 * checks.size() + keys);
   w.arg(by_sha ? "EVALSHA" : "EVAL").arg(sha_or_script).arg(static_cast<std::int64_t>(keys));
   for (const CheckArgs& c : checks) {
     for (std::size_t i = 0; i < c.limits(); ++i) w.arg(nth(c.descriptors, c.pick, i).key);
@@ -77,9 +92,7 @@ void encode_checks(std::string& out, bool by_sha, std::string_view sha_or_script
     const char mode = static_cast<char>(c.consume);
     w.arg(static_cast<std::int64_t>(c.limits())).arg(std::string_view(&mode, 1));
     for (std::size_t i = 0; i < c.limits(); ++i) {
-      const Limit& l = *nth(c.descriptors, c.pick, i).limit;
-      w.arg(static_cast<std::int64_t>(l.algorithm)).arg(l.requests).arg(l.window_ms);
-      w.arg(l.burst).arg(l.shadow ? "1" : "0");
+      w.arg(limit_params(*nth(c.descriptors, c.pick, i).limit, params));
     }
   }
 }
