@@ -5,7 +5,8 @@
 //   phlow_redis_bench redis://127.0.0.1:PORT [--seconds S] [--inflight 16,64]
 //                     [--keys N] [--timeout-ms T]
 //
-// Every check is one EVALSHA of the real check script: sliding_log, 1,000,000
+// The checks go to Redis as the gateway sends them: the checks of one event-loop turn
+// as one EVALSHA of the real check script (a batch). Sliding_log, 1,000,000
 // requests per 60 s (so nearly all are allowed and consume), over N identifiers.
 // Prints one line per K; "redis=" must be ~all decisions, else the run measured
 // the fallback and says so with a non-zero exit code.

@@ -61,13 +61,13 @@ echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 sha=$(redis-cli -p "$port" -x SCRIPT LOAD <"$script")
 [[ $sha =~ ^[0-9a-f]{40}$ ]] || { echo "SCRIPT LOAD failed: $sha" >&2; exit 1; }
 # One call by hand: the arguments below must produce a real decision, not an error.
-reply=$(redis-cli -p "$port" EVALSHA "$sha" 1 phlow:ratelimit:bench:probe "" 1 0 1000000 60000 0 0)
+reply=$(redis-cli -p "$port" EVALSHA "$sha" 1 phlow:ratelimit:bench:probe "" 1 1 "0 1000000 60000 0 0")
 [[ $(wc -l <<<"$reply") -eq 5 ]] || { echo "check script failed: $reply" >&2; exit 1; }
 
 echo
 echo "== redis-benchmark -P 16 -c 16 -n $requests -r $keys EVALSHA check.lua (sliding_log 1M/60s)"
 redis-benchmark -p "$port" -P 16 -c 16 -n "$requests" -r "$keys" -q \
-  EVALSHA "$sha" 1 'phlow:ratelimit:bench:__rand_int__' "" 1 0 1000000 60000 0 0 \
+  EVALSHA "$sha" 1 'phlow:ratelimit:bench:__rand_int__' "" 1 1 "0 1000000 60000 0 0" \
   | tr '\r' '\n' | grep 'requests per second' | tail -1 | tee "$workdir/rb.txt"  || true
 rb_rate=$(grep -o '[0-9.]* requests per second' "$workdir/rb.txt" | cut -d' ' -f1)
 [[ -n $rb_rate ]] || { echo "could not read the redis-benchmark rate" >&2; exit 1; }

@@ -168,9 +168,13 @@ void ip_identifier(std::string_view text, int prefix, std::string& out) {
     out.assign(text);
     return;
   }
+  if (!ip->v6) {  // inet_pton takes only the canonical dotted quad: already the form
+    out.assign(text);
+    return;
+  }
   char buffer[INET6_ADDRSTRLEN] = {};
-  if (!ip->v6 || is_ipv4_mapped(*ip)) {
-    inet_ntop(AF_INET, ip->bytes.data() + (ip->v6 ? 12 : 0), buffer, sizeof buffer);
+  if (is_ipv4_mapped(*ip)) {
+    inet_ntop(AF_INET, ip->bytes.data() + 12, buffer, sizeof buffer);
     out.assign(buffer);
     return;
   }
@@ -219,7 +223,7 @@ bool IdentifierExtractor::extract(const config::IdentifierKey& key, const Reques
     case config::IdentifierKind::token_hash: {
       const auto token = bearer_token(headers);
       if (!token) return false;
-      out = limiter::sha256_hex(*token);
+      limiter::sha256_hex(*token, out);
       return true;
     }
     case config::IdentifierKind::agent_id: {

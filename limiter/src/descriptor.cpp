@@ -6,16 +6,42 @@
 
 namespace phlow::limiter {
 
-std::string sha256_hex(std::string_view data) {
+namespace {
+
+// SHA-256 fetched once (OpenSSL 3 would look it up on every EVP_Digest) and one
+// digest context per thread (EVP_Digest allocates one per call).
+const EVP_MD* sha256_md() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md != nullptr ? md : EVP_sha256();
+}
+
+struct DigestContext {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~DigestContext() { EVP_MD_CTX_free(ctx); }
+};
+
+}  // namespace
+
+void sha256_hex(std::string_view data, std::string& out) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr);
+  thread_local DigestContext context;
+  if (context.ctx == nullptr || EVP_DigestInit_ex(context.ctx, sha256_md(), nullptr) != 1 ||
+      EVP_DigestUpdate(context.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(context.ctx, digest.data(), &length) != 1) {
+    EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr);
+  }
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(static_cast<std::size_t>(length) * 2, '\0');
+  out.resize(static_cast<std::size_t>(length) * 2);
   for (unsigned int i = 0; i < length; ++i) {
     out[2 * i] = kHex[digest[i] >> 4];
     out[2 * i + 1] = kHex[digest[i] & 0x0f];
   }
+}
+
+std::string sha256_hex(std::string_view data) {
+  std::string out;
+  sha256_hex(data, out);
   return out;
 }
 

@@ -29,7 +29,8 @@ void build_key(std::string& out, std::string_view prefix, std::string_view limit
 std::string build_key(std::string_view prefix, std::string_view limit_name,
                       std::string_view identifier);
 
-// Lowercase hex SHA-256 of `data`.
+// Lowercase hex SHA-256 of `data` (into `out`, reusing its capacity).
 std::string sha256_hex(std::string_view data);
+void sha256_hex(std::string_view data, std::string& out);
 
 }  // namespace phlow::limiter
