@@ -12,13 +12,14 @@
 #   bench/flood_bench.sh [BUILD_DIR]        (default: <repo>/build)
 #
 # Needs wrk (PHLOW_BENCH_DEPS=1 scripts/install-deps.sh), redis-server and redis-cli.
-# Environment: DURATION (wrk -d; 8s), CONNECTIONS (wrk -c; 50), ALGORITHM (sliding_log).
+# Environment: DURATION (wrk -d; 8s), CONNECTIONS (wrk -c; 50), ALGORITHM (sliding_log),
+# GATEWAY_BIN (another phlow-gateway to measure, e.g. an older build).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$repo/build}
 upstream_bin=$build/demo/phlow-demo-upstream
-gateway_bin=$build/gateway/phlow-gateway
+gateway_bin=${GATEWAY_BIN:-$build/gateway/phlow-gateway}
 duration=${DURATION:-8s}
 connections=${CONNECTIONS:-50}
 algorithm=${ALGORITHM:-sliding_log}

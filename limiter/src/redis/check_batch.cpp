@@ -23,9 +23,14 @@ CheckBatch::CallsPtr CheckBatch::take_spare() {
 }
 
 void CheckBatch::add(std::span<const Descriptor> descriptors, Consume consume, CheckHandler handler) {
+  const CheckArgs args{descriptors, consume, {}};
+  // One reply stays within what the reader accepts (kMaxReplyElements).
+  if (open_ && open_->reply_size + args.reply_size() > static_cast<std::size_t>(kMaxReplyElements)) {
+    flush();
+  }
   if (!open_) open_ = take_spare();
   if (open_->args.empty()) open_->deadline = Clock::now() + timeout_;
-  open_->args.push_back(CheckArgs{descriptors, consume, {}});
+  open_->args.push_back(args);
   open_->reply_size += open_->args.back().reply_size();
   open_->handlers.push_back(std::move(handler));
   if (in_flight_ == 0 || open_->args.size() >= kMaxChecks) {

@@ -6,7 +6,8 @@
 //
 // When nothing is in flight on the connection, a check is sent at once (an idle
 // gateway adds no wait). Otherwise it waits for the end of the current loop turn (the
-// handlers already queued on the worker), or until kMaxChecks are waiting.
+// handlers already queued on the worker), or until kMaxChecks are waiting (or one more
+// would make the reply longer than kMaxReplyElements).
 // One per RedisBackend; on its executor only.
 
 #include <boost/asio/any_io_executor.hpp>

@@ -23,7 +23,7 @@ struct Value {
 };
 
 // No command the client sends gets an array longer than this back (a check of 16
-// limits: 65 elements). hiredis 0.14 allocates an array's element table when it reads
+// limits: 65 elements; a batch of checks is cut to fit, check_batch.hpp). hiredis 0.14 allocates an array's element table when it reads
 // its header: "*500000000\r\n" alone would make it allocate 4 GB.
 inline constexpr int kMaxReplyElements = 1024;
 
