@@ -3,65 +3,23 @@
 // large checks is cut so that no reply outgrows what the reader accepts.
 #include <catch2/catch.hpp>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <chrono>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "limiter/key_layout.hpp"
-#include "limiter/store_factory.hpp"
 #include "support/redis_server.hpp"
+#include "support/store_runner.hpp"
 
 using namespace phlow::limiter;
 using phlow::test::RedisServer;
 using namespace std::chrono_literals;
 
-namespace {
-
-struct Store {
-  explicit Store(const std::string& url) {
-    RedisOptions options;
-    options.url = std::get<RedisUrl>(parse_redis_url(url));
-    options.timeout = 2s;
-    health = std::make_shared<RedisHealth>(options.url.endpoint(), false);
-    store = make_store(io.get_executor(), options, health);
-    store->start();
-    const auto end = std::chrono::steady_clock::now() + 5s;
-    while (!store->ready() && std::chrono::steady_clock::now() < end) io.run_for(10ms);
-  }
-  ~Store() {
-    store->stop();
-    io.run_for(20ms);
-  }
-  // Issues every check of `checks` from one handler (one loop turn) and runs the loop
-  // until all are answered; nullopt for a check that failed.
-  std::vector<std::optional<Decision>> check_all(const std::vector<std::vector<Descriptor>>& checks) {
-    std::vector<std::optional<Decision>> out(checks.size());
-    std::size_t done = 0;
-    boost::asio::post(io, [&] {
-      for (std::size_t i = 0; i < checks.size(); ++i) {
-        store->async_check(checks[i], true, [&, i](boost::system::error_code ec, Decision d) {
-          ++done;
-          if (!ec) out[i] = d;
-        });
-      }
-    });
-    const auto end = std::chrono::steady_clock::now() + 10s;
-    while (done < checks.size() && std::chrono::steady_clock::now() < end) io.run_for(1ms);
-    return out;
-  }
-  boost::asio::io_context io;
-  std::shared_ptr<RedisHealth> health;
-  std::unique_ptr<AsyncStore> store;
-};
-
-}  // namespace
+using Store = phlow::test::StoreRunner;
 
 TEST_CASE("redis batch: one turn's checks go as few script calls and stay exact") {
   RedisServer server;
-  Store store(server.url());
+  Store store(server.url(), 2s);
   REQUIRE(store.store->ready());
   const Limit log{.name = "b_log", .requests = 10, .window_ms = 3'600'000};
   const Limit bucket{.name = "b_bucket", .requests = 7, .window_ms = 3'600'000,
@@ -101,7 +59,7 @@ TEST_CASE("redis batch: one turn's checks go as few script calls and stay exact"
 
 TEST_CASE("redis batch: checks of 16 limits are cut into calls whose replies the reader accepts") {
   RedisServer server;
-  Store store(server.url());
+  Store store(server.url(), 2s);
   REQUIRE(store.store->ready());
   std::vector<Limit> limits;
   for (int l = 0; l < 16; ++l) {

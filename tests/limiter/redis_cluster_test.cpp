@@ -16,6 +16,7 @@
 #include "limiter/key_layout.hpp"
 #include "limiter/store_factory.hpp"
 #include "support/redis_cluster.hpp"
+#include "support/store_runner.hpp"
 
 using namespace phlow::limiter;
 using phlow::test::ClusterSet;
@@ -24,36 +25,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Store {
-  explicit Store(const std::string& url) {
-    RedisOptions options;
-    options.url = std::get<RedisUrl>(parse_redis_url(url));
-    options.timeout = 1s;
-    health = std::make_shared<RedisHealth>(options.url.endpoint(), false);
-    store = make_store(io.get_executor(), options, health);
-    store->start();
-    const auto end = std::chrono::steady_clock::now() + 5s;
-    while (!store->ready() && std::chrono::steady_clock::now() < end) io.run_for(10ms);
-  }
-  ~Store() {
-    store->stop();
-    io.run_for(20ms);
-  }
-  std::optional<Decision> check(std::span<const Descriptor> d, bool consume = true) {
-    std::optional<Decision> out;
-    bool done = false;
-    store->async_check(d, consume, [&](boost::system::error_code ec, Decision got) {
-      done = true;
-      if (!ec) out = got;
-    });
-    const auto end = std::chrono::steady_clock::now() + 5s;
-    while (!done && std::chrono::steady_clock::now() < end) io.run_for(1ms);
-    return out;
-  }
-  boost::asio::io_context io;
-  std::shared_ptr<RedisHealth> health;
-  std::unique_ptr<AsyncStore> store;
-};
+using Store = phlow::test::StoreRunner;
 
 // Limit names whose keys for `id` are served by `count` different masters.
 std::vector<std::string> names_on_different_masters(ClusterSet& cluster, const std::string& id,
