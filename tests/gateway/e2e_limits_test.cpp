@@ -510,10 +510,15 @@ TEST_CASE("e2e limits: a key over its limit is rejected without Redis until its 
   const HeaderList token = {{"Authorization", "Bearer hot-token"}};
   CHECK(count_allowed(first.port(), 3, token) == 3);
 
-  // The flood: Redis answers the first rejection, the cache the others.
+  // The flood: Redis answers the first rejection, the cache the others (for at most
+  // kCacheMaxMs per Redis answer, and a token bucket refills after 1 s here: the flood
+  // stops after 0.8 s, however few requests a slow, sanitized build got through).
   const std::int64_t before = script_calls(redis);
-  for (int i = 0; i < 40; ++i) {
+  const auto flood_start = std::chrono::steady_clock::now();
+  int flood = 0;
+  while (flood < 40 && std::chrono::steady_clock::now() - flood_start < std::chrono::milliseconds(800)) {
     const HttpResponse r = http_request(first.port(), "GET", "/", token);
+    ++flood;
     REQUIRE(r.status == 429);
     CHECK(nlohmann::json::parse(r.body).at("limit") == "hot");
     CHECK(r.header("X-RateLimit-Remaining") == "0");
@@ -522,9 +527,10 @@ TEST_CASE("e2e limits: a key over its limit is rejected without Redis until its 
     CHECK(retry_after <= 3);
   }
   const std::int64_t calls = script_calls(redis) - before;
-  CHECK(calls >= 1);
-  CHECK(calls <= 2);  // at most 0.05 calls per rejection
-  CHECK(metric(scrape(first.admin_port()), "phlow_gateway_over_limit_cache_hits_total") >= 38);
+  INFO(flood << " rejections, " << calls << " script calls");
+  CHECK(flood >= 10);
+  CHECK(calls == 1);  // the first rejection; none for the others
+  CHECK(metric(scrape(first.admin_port()), "phlow_gateway_over_limit_cache_hits_total") == flood - 1);
   CHECK(http_request(second.port(), "GET", "/", token).status == 429);  // Redis says so: cached
 
   // A reset through the first gateway: it allows at once; the second within 1 s.
