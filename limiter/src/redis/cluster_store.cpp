@@ -55,6 +55,10 @@ class ClusterStore::State : public std::enable_shared_from_this<State> {
         transport_(make_transport(options_)),
         refresh_timer_(executor_) {
     owner_.fill(kNoNode);
+    // Until the first slot map is in, the masters' connections are not even known:
+    // this entry keeps the health "connecting" (startup waits for it, /readyz says
+    // so) until the map has named them all and registered their connections.
+    map_health_id_ = health_->add_connection();
   }
 
   void start() { asio::co_spawn(executor_, refresh_loop(shared_from_this()), asio::detached); }
@@ -183,6 +187,8 @@ class ClusterStore::State : public std::enable_shared_from_this<State> {
   std::vector<std::unique_ptr<Node>> nodes_;
   std::array<std::int16_t, kClusterSlots> owner_{};
   bool mapped_ = false;
+  int map_health_id_ = -1;      // the slot map's entry in the health (see the constructor)
+  bool map_reported_ = false;
   asio::steady_timer refresh_timer_;
   bool stopped_ = false;
   std::string command_;  // reused for every command this thread sends
@@ -358,6 +364,7 @@ asio::awaitable<void> ClusterStore::State::refresh_once() {
     failures += (failures.empty() ? "" : "; ") + node.endpoint() + ": " + why;
   }
   if (!mapped_ && !failures.empty()) {
+    health_->report(map_health_id_, false, "Redis Cluster: no node gave the slot map (" + failures.substr(0, 400) + ")");
     // Not one node told where the slots are: the checks go to the failure policy.
     static std::atomic<std::int64_t> last_ms{0};
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -403,6 +410,11 @@ void ClusterStore::State::apply(const std::vector<SlotRange>& ranges) {
   }
   owner_ = owner;
   mapped_ = true;
+  if (!map_reported_) {  // after the masters' connections registered above
+    map_reported_ = true;
+    health_->report(map_health_id_, true,
+                    options_.url.nodes.empty() ? std::string("cluster") : options_.url.nodes.front().endpoint());
+  }
 }
 
 ClusterStore::ClusterStore(asio::any_io_executor executor, RedisOptions options,
