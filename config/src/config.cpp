@@ -38,4 +38,12 @@ std::string_view to_string(OnFailure on_failure) {
   return "unknown";
 }
 
+std::string_view to_string(JwtOnInvalid on_invalid) {
+  switch (on_invalid) {
+    case JwtOnInvalid::reject: return "reject";
+    case JwtOnInvalid::ignore: return "ignore";
+  }
+  return "unknown";
+}
+
 }  // namespace phlow::config

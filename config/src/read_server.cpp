@@ -116,11 +116,47 @@ void read_admin(ObjectReader& top, AdminSettings& out) {
   admin.finish();
 }
 
+namespace {
+
+// identifiers.agent_id.jwt. The key files are only named here; the gateway reads them
+// when it builds a snapshot, so that a SIGHUP rereads them (gateway/jwt_verifier.hpp).
+JwtSettings read_jwt(ObjectReader& jwt) {
+  JwtSettings out;
+  const bool has_secret = jwt.has("secret");
+  out.secret = jwt.string("secret", out.secret);
+  out.public_key_file = jwt.string("public_key_file", out.public_key_file);
+  out.jwks_file = jwt.string("jwks_file", out.jwks_file);
+  out.issuer = jwt.string("issuer", out.issuer);
+  out.audience = jwt.string("audience", out.audience);
+  out.leeway = jwt.duration("leeway", out.leeway);
+  out.on_invalid = jwt.choice("on_invalid", out.on_invalid,
+                              {{"reject", JwtOnInvalid::reject}, {"ignore", JwtOnInvalid::ignore}});
+  const int keys = int{!out.secret.empty()} + int{!out.public_key_file.empty()} +
+                   int{!out.jwks_file.empty()};
+  if (has_secret && out.secret.empty()) {
+    // Typically "${PHLOW_JWT_SECRET}" with the variable set but empty: an empty HMAC
+    // key would let anyone sign tokens.
+    jwt.diagnostics().error(jwt.path().key("secret"), "must not be empty");
+  } else if (keys != 1) {
+    jwt.diagnostics().error(jwt.path(),
+                            keys == 0 ? "needs one of secret, public_key_file or jwks_file"
+                                      : "set only one of secret, public_key_file or jwks_file");
+  }
+  return out;
+}
+
+}  // namespace
+
 void read_identifiers(ObjectReader& top, Identifiers& out) {
   ObjectReader identifiers = top.object("identifiers");
   ObjectReader agent = identifiers.object("agent_id");
   out.agent_id.header = agent.string("header", out.agent_id.header);
   out.agent_id.jwt_claim = agent.string("jwt_claim", out.agent_id.jwt_claim);
+  if (agent.has("jwt")) {
+    ObjectReader jwt = agent.object("jwt");
+    out.agent_id.jwt = read_jwt(jwt);
+    jwt.finish();
+  }
   agent.finish();
   ObjectReader api_key = identifiers.object("api_key");
   out.api_key.header = api_key.string("header", out.api_key.header);

@@ -36,10 +36,25 @@ json route_json(const Config& config, const Route& route) {
   return {{"match", match}, {"upstream", route.upstream}, {"limits", limits}};
 }
 
+// The secret is never shown, only that it is set; file names are (not what they hold).
+json jwt_json(const JwtSettings& jwt) {
+  json out = json::object();
+  if (!jwt.secret.empty()) out["secret"] = "***";
+  if (!jwt.public_key_file.empty()) out["public_key_file"] = jwt.public_key_file;
+  if (!jwt.jwks_file.empty()) out["jwks_file"] = jwt.jwks_file;
+  if (!jwt.issuer.empty()) out["issuer"] = jwt.issuer;
+  if (!jwt.audience.empty()) out["audience"] = jwt.audience;
+  out["leeway"] = format_duration(jwt.leeway);
+  out["on_invalid"] = std::string(to_string(jwt.on_invalid));
+  return out;
+}
+
 json identifiers_json(const Identifiers& ids) {
   json proxies = json::array();
   for (const auto& cidr : ids.ip.trusted_proxies) proxies.push_back(cidr.to_string());
-  return {{"agent_id", {{"header", ids.agent_id.header}, {"jwt_claim", ids.agent_id.jwt_claim}}},
+  json agent_id = {{"header", ids.agent_id.header}, {"jwt_claim", ids.agent_id.jwt_claim}};
+  if (ids.agent_id.jwt) agent_id["jwt"] = jwt_json(*ids.agent_id.jwt);
+  return {{"agent_id", agent_id},
           {"api_key", {{"header", ids.api_key.header}, {"query", ids.api_key.query}}},
           {"ip", {{"trusted_proxies", proxies},
                   {"forwarded_header", ids.ip.forwarded_header},

@@ -42,6 +42,24 @@ std::string describe_route(const Config& config, const Route& route) {
   return out + (names.empty() ? "none" : names);
 }
 
+// How the agent ID is trusted. The secret is never shown, only that it is set.
+std::string describe_agent_id(const AgentIdSettings& agent) {
+  if (!agent.jwt) {
+    return "header " + agent.header + ", else claim " + agent.jwt_claim +
+           " of the bearer JWT (NOT verified)";
+  }
+  const JwtSettings& jwt = *agent.jwt;
+  std::string out = "claim " + agent.jwt_claim + " of a verified JWT (";
+  if (!jwt.secret.empty()) out += "secret (set), HS256/384/512";
+  if (!jwt.public_key_file.empty()) out += "public key " + jwt.public_key_file;
+  if (!jwt.jwks_file.empty()) out += "JWKS " + jwt.jwks_file;
+  if (!jwt.issuer.empty()) out += ", issuer " + jwt.issuer;
+  if (!jwt.audience.empty()) out += ", audience " + jwt.audience;
+  out += ", leeway " + format_duration(jwt.leeway) + ", invalid tokens: " +
+         std::string(to_string(jwt.on_invalid)) + ")";
+  return out;
+}
+
 }  // namespace
 
 std::string summarize(const Config& config) {
@@ -52,6 +70,7 @@ std::string summarize(const Config& config) {
   out << "admin      " << config.admin.listen.to_string()
       << (config.admin.token.empty() ? " (no token)" : " (token required)") << "\n";
   out << "redis      " << describe_redis(config.redis) << "\n";
+  out << "agent_id   " << describe_agent_id(config.identifiers.agent_id) << "\n";
   if (config.shadow_mode) out << "shadow     on: limits are counted and logged, never enforced\n";
   out << "upstreams\n";
   for (const auto& u : config.upstreams) {

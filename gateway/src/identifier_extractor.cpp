@@ -8,19 +8,12 @@
 #include <cstring>
 #include <optional>
 
-#include <nlohmann/json.hpp>
-
+#include "gateway/jwt_verifier.hpp"
 #include "limiter/descriptor.hpp"
 #include "limiter/percent_decode.hpp"
 
 namespace phlow::gateway {
 namespace {
-
-// A JWT payload larger than this is not decoded: the claim is treated as missing, so
-// a client cannot make every request parse a huge JSON document.
-constexpr std::size_t kMaxJwtPayloadBytes = 8 * 1024;
-// Base64 of kMaxJwtPayloadBytes without padding: longer input decodes to more.
-constexpr std::size_t kMaxJwtPayloadEncoded = (kMaxJwtPayloadBytes * 4 + 2) / 3;
 
 std::string_view trim(std::string_view text) {
   const auto first = text.find_first_not_of(" \t");
@@ -50,71 +43,6 @@ std::optional<std::string_view> bearer_token(const HeaderSource& headers) {
   const std::string_view token = trim(text.substr(space));
   if (token.empty()) return std::nullopt;
   return token;
-}
-
-int base64url_digit(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-// Decodes unpadded base64url (RFC 7515 section 2), the only form a JWT uses; padding
-// or the '+' '/' alphabet is rejected. Returns false on any invalid input.
-bool base64url_decode(std::string_view text, std::string& out) {
-  if (text.size() % 4 == 1) return false;
-  out.clear();
-  out.reserve(text.size() * 3 / 4);
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : text) {
-    const int digit = base64url_digit(c);
-    if (digit < 0) return false;
-    buffer = ((buffer << 6) | static_cast<std::uint32_t>(digit)) & 0xFFFFU;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buffer >> bits) & 0xFFU));
-    }
-  }
-  return true;
-}
-
-// The claim `claim` of the JWT `token` as text: a string as is, an integer in decimal.
-// The signature is NOT verified (SPEC.md: "unverified"): a client can put any agent
-// ID in a token, so this identifier only separates well-behaved agents; limits that
-// must hold against forged IDs belong on token_hash or ip.
-bool jwt_claim(std::string_view token, const std::string& claim, std::string& out) {
-  const auto first_dot = token.find('.');
-  if (claim.empty() || first_dot == std::string_view::npos) return false;
-  const auto second_dot = token.find('.', first_dot + 1);
-  // Exactly three parts: header.payload.signature (a JWE's payload is encrypted).
-  if (second_dot == std::string_view::npos ||
-      token.find('.', second_dot + 1) != std::string_view::npos) {
-    return false;
-  }
-  const auto payload = token.substr(first_dot + 1, second_dot - first_dot - 1);
-  std::string decoded;
-  if (payload.size() > kMaxJwtPayloadEncoded || !base64url_decode(payload, decoded)) {
-    return false;
-  }
-  // No exceptions on the data path: a parse error yields a discarded value.
-  const auto json = nlohmann::json::parse(decoded, nullptr, /*allow_exceptions=*/false);
-  if (!json.is_object()) return false;
-  const auto it = json.find(claim);
-  if (it == json.end()) return false;
-  if (it->is_string()) {
-    out = it->get_ref<const std::string&>();
-  } else if (it->is_number_unsigned()) {
-    out = std::to_string(it->get<std::uint64_t>());
-  } else if (it->is_number_integer()) {
-    out = std::to_string(it->get<std::int64_t>());
-  } else {
-    return false;
-  }
-  return !out.empty();
 }
 
 // Decodes %XX escapes; a '%' not followed by two hex digits stays as it is.
@@ -213,39 +141,65 @@ bool non_empty_header(const HeaderSource& headers, const std::string& name, std:
 
 }  // namespace
 
-IdentifierExtractor::IdentifierExtractor(const config::Identifiers& settings)
-    : settings_(settings) {}
+IdentifierExtractor::IdentifierExtractor(const config::Identifiers& settings,
+                                         const JwtVerifier* jwt)
+    : settings_(settings), jwt_(jwt) {}
 
 bool IdentifierExtractor::extract(const config::IdentifierKey& key, const RequestView& request,
                                   std::string& out) const {
+  return identify(key, request, out) == Identified::found;
+}
+
+Identified IdentifierExtractor::identify(const config::IdentifierKey& key, const RequestView& request,
+                                         std::string& out, JwtError* why) const {
+  const auto found = [](bool yes) { return yes ? Identified::found : Identified::missing; };
   const HeaderSource& headers = request.headers;
   switch (key.kind) {
     case config::IdentifierKind::token_hash: {
       const auto token = bearer_token(headers);
-      if (!token) return false;
+      if (!token) return Identified::missing;
       limiter::sha256_hex(*token, out);
-      return true;
+      return Identified::found;
     }
-    case config::IdentifierKind::agent_id: {
-      if (non_empty_header(headers, settings_.agent_id.header, out)) return true;
-      const auto token = bearer_token(headers);
-      return token && jwt_claim(*token, settings_.agent_id.jwt_claim, out);
-    }
+    case config::IdentifierKind::agent_id:
+      return agent_id(headers, out, why);
     case config::IdentifierKind::ip:
       ip_identifier(client_ip(request), settings_.ip.ipv6_prefix, out);
-      return true;
+      return Identified::found;
     case config::IdentifierKind::api_key: {
       if (!non_empty_header(headers, settings_.api_key.header, out) &&
           !query_parameter(request.query(), settings_.api_key.query, out)) {
-        return false;
+        return Identified::missing;
       }
       out = limiter::sha256_hex(out);
-      return true;
+      return Identified::found;
     }
     case config::IdentifierKind::header:
-      return non_empty_header(headers, key.header_name, out);
+      return found(non_empty_header(headers, key.header_name, out));
   }
-  return false;
+  return Identified::missing;
+}
+
+Identified IdentifierExtractor::agent_id(const HeaderSource& headers, std::string& out,
+                                         JwtError* why) const {
+  const config::AgentIdSettings& agent = settings_.agent_id;
+  if (!agent.jwt) {
+    // Unverified (SPEC.md): a client can put any agent ID in the header or a token, so
+    // this identifier only separates well-behaved agents.
+    if (non_empty_header(headers, agent.header, out)) return Identified::found;
+    const auto token = bearer_token(headers);
+    return token && unverified_jwt_claim(*token, agent.jwt_claim, out) ? Identified::found
+                                                                       : Identified::missing;
+  }
+  // Verified: the header is not even looked at (anyone could send it). No token at
+  // all is a request without an agent ID, as without verification.
+  const auto token = bearer_token(headers);
+  if (!token) return Identified::missing;
+  // Without its verifier (only a caller that built none) nothing can be trusted.
+  const JwtError error =
+      jwt_ != nullptr ? jwt_->verify(*token, agent.jwt_claim, out) : JwtError::bad_signature;
+  if (why != nullptr) *why = error;
+  return error == JwtError::none ? Identified::found : Identified::invalid;
 }
 
 std::string IdentifierExtractor::client_ip(const RequestView& request) const {

@@ -11,6 +11,7 @@
 #include "config/summary.hpp"
 #include "gateway/build_info.hpp"
 #include "gateway/server.hpp"
+#include "gateway/snapshot.hpp"
 
 namespace {
 
@@ -108,6 +109,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (options.check) {
+    // Also what the running gateway loads beside the config (the JWT key files), so
+    // that --check before a SIGHUP catches a bad key file too.
+    try {
+      phlow::gateway::NameTable routes, limits;
+      phlow::gateway::Snapshot snapshot(loaded.config, 0, routes, limits);
+    } catch (const phlow::gateway::SnapshotError& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      return 1;
+    }
     std::fputs(phlow::config::summarize(*loaded.config).c_str(), stdout);
     return 0;
   }

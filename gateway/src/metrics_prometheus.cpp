@@ -157,6 +157,14 @@ void upstream(std::string& out, const Totals& t) {
   sample(out, "open_connections", {{"side", "upstream"}}, t.upstream_connections);
 }
 
+void jwt(std::string& out, const Totals& t) {
+  family(out, "jwt_invalid_total", "counter",
+         "Bearer tokens that failed verification for agent_id (identifiers.agent_id.jwt), by reason.");
+  for (std::size_t r = 1; r < kJwtErrors; ++r) {  // 0 is JwtError::none
+    sample(out, "jwt_invalid_total", {{"reason", to_string(static_cast<JwtError>(r))}}, t.jwt_invalid[r]);
+  }
+}
+
 void process(std::string& out, const GlobalStats& g) {
   family(out, "config_reloads_total", "counter", "Configuration reloads, by result.");
   sample(out, "config_reloads_total", {{"result", "ok"}}, g.reloads_ok);
@@ -181,6 +189,7 @@ std::string render_prometheus(const std::vector<const WorkerStats*>& workers,
   decisions(out, totals, detail::group_names(limits));
   redis(out, totals, global);
   upstream(out, totals);
+  jwt(out, totals);
   process(out, global);
   return out;
 }

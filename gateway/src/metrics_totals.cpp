@@ -31,6 +31,7 @@ Totals sum_workers(const std::vector<const WorkerStats*>& workers) {
     t.over_limit_cache_hits += load(w->over_limit_cache_hits);
     for (std::size_t i = 0; i < kUpstreamErrors; ++i)
       t.upstream_errors[i] += load(w->upstream_errors[i]);
+    for (std::size_t i = 0; i < kJwtErrors; ++i) t.jwt_invalid[i] += load(w->jwt_invalid[i]);
     t.client_connections += w->client_connections.load(std::memory_order_relaxed);
     t.upstream_connections += w->upstream_connections.load(std::memory_order_relaxed);
   }

@@ -23,6 +23,7 @@ struct Totals {
   std::array<std::uint64_t, limiter::kStoreErrors> redis_errors{};
   std::uint64_t over_limit_cache_hits = 0;
   std::array<std::uint64_t, kUpstreamErrors> upstream_errors{};
+  std::array<std::uint64_t, kJwtErrors> jwt_invalid{};
   std::int64_t client_connections = 0, upstream_connections = 0;
 };
 

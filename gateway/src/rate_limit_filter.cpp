@@ -12,9 +12,18 @@ bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route
   const config::Config& cfg = *snapshot.config;
   std::size_t count = 0;
   descriptor_limits_.clear();
+  invalid_token_ = false;
+  agent_checked_ = false;
   for (std::size_t index : route.limits) {
     const config::LimitSpec& spec = cfg.limits[index];
-    if (!snapshot.identifiers.extract(spec.key, view, identifier_)) continue;  // skipped
+    const Identified found = identify(spec.key, view, stats);
+    if (found == Identified::invalid) {
+      const auto& jwt = cfg.identifiers.agent_id.jwt;
+      // Before the limiter is asked: a rejected token consumes nothing from any limit.
+      if (!jwt || jwt->on_invalid == config::JwtOnInvalid::reject) return reject_token(record);
+      continue;  // on_invalid: ignore - the agent ID counts as missing
+    }
+    if (found == Identified::missing) continue;  // skipped
     if (descriptors_.size() <= count) descriptors_.emplace_back();
     limiter::Descriptor& d = descriptors_[count++];
     d.limit = &snapshot.limits[index];
@@ -32,6 +41,36 @@ bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route
   }
   record.limiter = std::chrono::steady_clock::now() - started_;
   decided(stats, record, log_identifier);
+  return true;
+}
+
+// The identifier of `key` into identifier_. The agent ID is looked up (its token
+// verified, an invalid one counted) once per request, however many of the route's
+// limits count by it.
+Identified RateLimitFilter::identify(const config::IdentifierKey& key, const RequestView& view,
+                                     WorkerStats& stats) {
+  if (key.kind != config::IdentifierKind::agent_id) {
+    return snapshot_->identifiers.identify(key, view, identifier_);
+  }
+  if (!agent_checked_) {
+    JwtError why = JwtError::none;
+    agent_found_ = snapshot_->identifiers.identify(key, view, agent_id_, &why);
+    agent_checked_ = true;
+    if (agent_found_ == Identified::invalid) stats.count_jwt_invalid(why);
+  }
+  if (agent_found_ == Identified::found) identifier_.assign(agent_id_);
+  return agent_found_;
+}
+
+// on_invalid: reject. Decided at once, without the limiter: the session answers 401.
+bool RateLimitFilter::reject_token(RequestRecord& record) {
+  invalid_token_ = true;
+  descriptor_limits_.clear();
+  checked_ = {};
+  decision_ = limiter::Decision{};
+  header_lines_.clear();
+  header_name_count_ = 0;
+  record.decision = "invalid_token";
   return true;
 }
 

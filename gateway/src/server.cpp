@@ -175,7 +175,13 @@ int Server::run() {
     spdlog::error("access log: {}", log_error);
     return 1;
   }
-  auto snapshot = std::make_shared<const Snapshot>(config_, generation_, route_names_, limit_names_);
+  std::shared_ptr<const Snapshot> snapshot;
+  try {
+    snapshot = std::make_shared<const Snapshot>(config_, generation_, route_names_, limit_names_);
+  } catch (const SnapshotError& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
   {
     std::lock_guard lock(snapshot_mutex_);
     snapshot_ = snapshot;
@@ -251,6 +257,18 @@ void Server::reload() {
                   config::format_errors(loaded.errors));
     return;
   }
+  std::shared_ptr<const Snapshot> snapshot;
+  try {
+    // Built before anything is replaced: key files are read here, and a bad one must
+    // leave the running config in force.
+    snapshot = std::make_shared<const Snapshot>(loaded.config, generation_ + 1, route_names_,
+                                                limit_names_);
+  } catch (const SnapshotError& e) {
+    ++reloads_failed_;
+    spdlog::error("reload of {} failed; the running config stays in force:\n{}", config_path_,
+                  e.what());
+    return;
+  }
   const config::Config& next = *loaded.config;
   if (!(next.listen == config_->listen) || next.threads != config_->threads ||
       !(next.redis == config_->redis) || !(next.admin.listen == config_->admin.listen) ||
@@ -259,8 +277,7 @@ void Server::reload() {
                  "effect on restart only (admin.token and everything else now)");
   }
   config_ = loaded.config;
-  auto snapshot =
-      std::make_shared<const Snapshot>(config_, ++generation_, route_names_, limit_names_);
+  ++generation_;
   {
     std::lock_guard lock(snapshot_mutex_);
     snapshot_ = snapshot;

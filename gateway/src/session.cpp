@@ -143,6 +143,7 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
                      record_, worker_.access_log() != nullptr)) {
     co_await check_limits_async();  // Redis: the only step that may wait on the limiter
   }
+  if (filter_.invalid_token()) co_return co_await answer_invalid_token(parser);
   if (!filter_.allowed()) co_return co_await answer_limited(parser);
   co_return co_await forward(parser, *route, keep_alive_);
 }
@@ -223,6 +224,16 @@ net::awaitable<bool> Session::answer_unrouted(RequestParser& parser) {
 net::awaitable<bool> Session::answer_limited(RequestParser& parser) {
   const bool reusable = co_await drain_body(parser);
   co_await send(http::status::too_many_requests, filter_.rejection_body(), filter_.header_lines(),
+                keep_alive_ && reusable);
+  co_return keep_alive_ && reusable;
+}
+
+// identifiers.agent_id.jwt with on_invalid: reject. Like a 429: nothing forwarded, a
+// small body drained so the connection may carry the next request.
+net::awaitable<bool> Session::answer_invalid_token(RequestParser& parser) {
+  const bool reusable = co_await drain_body(parser);
+  co_await send(static_cast<http::status>(describe(ProxyError::invalid_token).status),
+                proxy_error_body(ProxyError::invalid_token), kInvalidTokenChallenge,
                 keep_alive_ && reusable);
   co_return keep_alive_ && reusable;
 }

@@ -103,6 +103,7 @@ class Session {
   net::awaitable<void> check_limits_async();
   net::awaitable<bool> answer_unrouted(RequestParser& parser);
   net::awaitable<bool> answer_limited(RequestParser& parser);
+  net::awaitable<bool> answer_invalid_token(RequestParser& parser);
   net::awaitable<bool> drain_body(RequestParser& parser);
   net::awaitable<void> send(http::status status, std::string body, std::string_view extra_lines,
                             bool keep_alive);

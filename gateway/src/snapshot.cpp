@@ -1,6 +1,18 @@
 #include "gateway/snapshot.hpp"
 
 namespace phlow::gateway {
+namespace {
+
+std::shared_ptr<const JwtVerifier> load_jwt(const config::Config& config) {
+  const auto& settings = config.identifiers.agent_id.jwt;
+  if (!settings) return nullptr;
+  std::string error;
+  auto verifier = JwtVerifier::load(*settings, error);
+  if (!verifier) throw SnapshotError("identifiers.agent_id.jwt: " + error);
+  return verifier;
+}
+
+}  // namespace
 
 std::string route_label(const config::Route& route) {
   std::string label;
@@ -15,7 +27,10 @@ std::string route_label(const config::Route& route) {
 
 Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t gen,
                    NameTable& route_names, NameTable& limit_names)
-    : config(std::move(cfg)), identifiers(config->identifiers), keys(config->redis.key_prefix),
+    : config(std::move(cfg)),
+      jwt(load_jwt(*config)),
+      identifiers(config->identifiers, jwt.get()),
+      keys(config->redis.key_prefix),
       generation(gen) {
   limits.reserve(config->limits.size());
   for (const auto& spec : config->limits) {

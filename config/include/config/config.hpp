@@ -93,9 +93,32 @@ struct Route {
   bool operator==(const Route&) const = default;
 };
 
+// identifiers.agent_id.jwt.on_invalid: what a bearer token that fails verification
+// means for a route with an agent_id limit.
+enum class JwtOnInvalid : std::uint8_t {
+  reject,  // 401 INVALID_TOKEN, nothing forwarded, nothing counted
+  ignore,  // the agent ID counts as missing: the limit is skipped
+};
+
+// identifiers.agent_id.jwt: the agent ID is taken only from a JWT whose signature and
+// claims verify. Exactly one of secret / public_key_file / jwks_file is set (the
+// loader checks it); the key files are read when the gateway builds a config snapshot
+// (startup, SIGHUP), not here: the config stays plain data.
+struct JwtSettings {
+  std::string secret;           // HS256/384/512; never shown (redacted)
+  std::string public_key_file;  // PEM public key (or certificate): RS256/384/512, ES256/384
+  std::string jwks_file;        // JWKS document, keys selected by kid
+  std::string issuer;           // empty: iss not checked
+  std::string audience;         // empty: aud not checked
+  milliseconds leeway = 0s;     // clock skew allowed for exp and nbf
+  JwtOnInvalid on_invalid = JwtOnInvalid::reject;
+  bool operator==(const JwtSettings&) const = default;
+};
+
 struct AgentIdSettings {
-  std::string header = "X-Phlow-Agent-Id";
+  std::string header = "X-Phlow-Agent-Id";  // ignored when jwt is set (anyone can send it)
   std::string jwt_claim = "agent_id";
+  std::optional<JwtSettings> jwt;  // unset: the claim is read without verification
   bool operator==(const AgentIdSettings&) const = default;
 };
 
@@ -149,5 +172,6 @@ struct Config {
 
 std::string_view to_string(LogLevel level);
 std::string_view to_string(OnFailure on_failure);
+std::string_view to_string(JwtOnInvalid on_invalid);
 
 }  // namespace phlow::config

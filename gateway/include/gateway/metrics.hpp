@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/jwt_verifier.hpp"
 #include "limiter/store_error.hpp"
 
 namespace phlow::gateway {
@@ -108,6 +109,10 @@ struct alignas(64) WorkerStats {
   void count_upstream_error(UpstreamError e) {
     bump(upstream_errors[static_cast<std::size_t>(e)]);
   }
+  // A bearer token that failed verification for agent_id (JwtError::none counts nothing).
+  void count_jwt_invalid(JwtError e) {
+    if (e != JwtError::none) bump(jwt_invalid[static_cast<std::size_t>(e)]);
+  }
 
   std::array<std::array<std::atomic<std::uint64_t>, kStatusClasses>, kMaxNames> requests{};
   // 429s by route (a subset of the 4xx above), for the status page.
@@ -118,6 +123,7 @@ struct alignas(64) WorkerStats {
   std::atomic<std::uint64_t> over_limit_cache_hits{0};  // rejections decided without Redis
   Histogram upstream;
   std::array<std::atomic<std::uint64_t>, kUpstreamErrors> upstream_errors{};
+  std::array<std::atomic<std::uint64_t>, kJwtErrors> jwt_invalid{};  // by JwtError
   std::atomic<std::int64_t> client_connections{0}, upstream_connections{0};
 
   // The most limited identifiers (already hashed/key form, e.g. "auth:9f86d0..."): a
@@ -161,7 +167,7 @@ struct GlobalStats {
 // redis_redirects_total{kind}, redis_refunds_total, redis_script_calls_total,
 // redis_checks_total, over_limit_cache_hits_total,
 // upstream_duration_seconds,
-// upstream_errors_total{kind}, open_connections{side}, config_reloads_total{result},
+// upstream_errors_total{kind}, jwt_invalid_total{reason}, open_connections{side}, config_reloads_total{result},
 // config_generation, uptime_seconds, build_info{version}. Route and limit counters
 // appear only for non-zero combinations; the fixed-kind counters always appear.
 std::string render_prometheus(const std::vector<const WorkerStats*>& workers,

@@ -41,6 +41,11 @@ class RateLimitFilter {
   // failure kind) as well.
   void finish(WorkerStats& stats, RequestRecord& record, bool log_identifier);
 
+  // True when start() found a bearer token that failed JWT verification for an
+  // agent_id limit with on_invalid: reject. Then nothing was checked or consumed, and
+  // the answer is 401 ProxyError::invalid_token (with kInvalidTokenChallenge) instead
+  // of whatever allowed() says.
+  bool invalid_token() const { return invalid_token_; }
   const limiter::Decision& decision() const { return decision_; }
   bool allowed() const { return decision_.allowed; }
   // The 429 body: the rejecting limit and its retry-after (only when !allowed()).
@@ -52,6 +57,8 @@ class RateLimitFilter {
   }
 
  private:
+  Identified identify(const config::IdentifierKey& key, const RequestView& view, WorkerStats& stats);
+  bool reject_token(RequestRecord& record);
   void decided(WorkerStats& stats, RequestRecord& record, bool log_identifier);
   void count(WorkerStats& stats, RequestRecord& record, bool log_identifier);
   void render_headers();
@@ -61,6 +68,10 @@ class RateLimitFilter {
   std::vector<limiter::Descriptor> descriptors_;
   std::vector<std::size_t> descriptor_limits_;  // config limit index per descriptor
   std::string identifier_;
+  std::string agent_id_;       // the request's agent ID, once looked up
+  bool agent_checked_ = false;  // agent_id_ / agent_found_ are this request's
+  Identified agent_found_ = Identified::missing;
+  bool invalid_token_ = false;
   std::span<const limiter::Descriptor> checked_;  // the descriptors of this request
   std::chrono::steady_clock::time_point started_;
   limiter::Decision decision_;
