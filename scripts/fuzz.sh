@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 build=build-fuzz
-read -r -a targets <<<"${FUZZ_TARGETS:-config identifier resp request_path}"
+read -r -a targets <<<"${FUZZ_TARGETS:-config identifier jwt resp request_path}"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 CC=clang CXX=clang++ cmake -S . -B "$build" -DPHLOW_FUZZ=ON -DPHLOW_WERROR=ON -DPHLOW_BUILD_TESTS=OFF \
