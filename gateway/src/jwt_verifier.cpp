@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -444,6 +445,73 @@ bool jwks_keys(std::string_view text, std::vector<JwtVerifier::Key>& keys, std::
   return true;
 }
 
+// ----- per-thread cache of verified tokens -----
+
+// Each JwtVerifier gets its own id, so that a cache entry of a verifier that a reload
+// replaced (possibly by a new one at the same address) is never taken for the new one.
+std::atomic<std::uint64_t> next_verifier_id{1};
+
+using Digest = std::array<unsigned char, 32>;
+
+// SHA-256 of the claim name and the token: the cache key (the raw token is not kept).
+bool token_digest(std::string_view claim, std::string_view token, Digest& out) {
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  unsigned int size = 0;
+  const unsigned char separator = 0;
+  const bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1 &&
+                  EVP_DigestUpdate(ctx.get(), claim.data(), claim.size()) == 1 &&
+                  EVP_DigestUpdate(ctx.get(), &separator, 1) == 1 &&
+                  EVP_DigestUpdate(ctx.get(), token.data(), token.size()) == 1 &&
+                  EVP_DigestFinal_ex(ctx.get(), out.data(), &size) == 1 && size == out.size();
+  if (!ok) ERR_clear_error();
+  return ok;
+}
+
+// Verified tokens of this thread (a gateway worker), so that an agent's hot token is
+// verified once and then costs a SHA-256: direct-mapped, kSlots entries, an entry
+// replaced by the next token that maps to its slot. Thread-local: no lock, nothing
+// shared between workers. Only verified tokens are kept, each until its exp (plus
+// the leeway); a token without exp until it is replaced.
+class VerifiedCache {
+ public:
+  static constexpr std::size_t kSlots = 1024;
+
+  const std::string* find(std::uint64_t verifier, const Digest& digest, double now) {
+    const Entry& e = slot(digest);
+    if (e.verifier != verifier || e.digest != digest || now >= e.valid_until) return nullptr;
+    ++hits_;
+    return &e.claim;
+  }
+  void insert(std::uint64_t verifier, const Digest& digest, double valid_until, const std::string& claim) {
+    Entry& e = slot(digest);
+    e.verifier = verifier;
+    e.digest = digest;
+    e.valid_until = valid_until;
+    e.claim.assign(claim);
+  }
+  std::uint64_t hits() const { return hits_; }
+
+ private:
+  struct Entry {
+    std::uint64_t verifier = 0;  // 0: empty (ids start at 1)
+    Digest digest{};
+    double valid_until = 0;
+    std::string claim;
+  };
+  Entry& slot(const Digest& digest) {
+    if (entries_.empty()) entries_.resize(kSlots);  // on first use only: threads without tokens pay nothing
+    const std::size_t index = (std::size_t{digest[0]} | (std::size_t{digest[1]} << 8)) % kSlots;
+    return entries_[index];
+  }
+  std::vector<Entry> entries_;
+  std::uint64_t hits_ = 0;
+};
+
+VerifiedCache& verified_cache() {
+  thread_local VerifiedCache cache;
+  return cache;
+}
+
 }  // namespace
 
 std::string_view to_string(JwtError error) {
@@ -470,7 +538,10 @@ JwtVerifier::JwtVerifier(const config::JwtSettings& settings, std::vector<Key> k
       jwks_(!settings.jwks_file.empty()),
       issuer_(settings.issuer),
       audience_(settings.audience),
-      leeway_seconds_(std::chrono::duration_cast<std::chrono::seconds>(settings.leeway).count()) {}
+      leeway_seconds_(std::chrono::duration_cast<std::chrono::seconds>(settings.leeway).count()),
+      id_(next_verifier_id.fetch_add(1, std::memory_order_relaxed)) {}
+
+std::uint64_t JwtVerifier::thread_cache_hits() { return verified_cache().hits(); }
 
 JwtVerifier::~JwtVerifier() = default;
 
@@ -527,6 +598,24 @@ JwtError JwtVerifier::verify(std::string_view token, std::string_view claim, std
 
 JwtError JwtVerifier::verify(std::string_view token, std::string_view claim, std::int64_t now_seconds,
                              std::string& out) const {
+  if (token.size() > kMaxJwtBytes) return JwtError::malformed;
+  Digest digest;
+  const bool cacheable = token_digest(claim, token, digest);
+  const auto now = static_cast<double>(now_seconds);
+  if (cacheable) {
+    if (const std::string* claim_value = verified_cache().find(id_, digest, now)) {
+      out.assign(*claim_value);
+      return JwtError::none;
+    }
+  }
+  double valid_until = 0;
+  const JwtError e = verify_uncached(token, claim, now, out, valid_until);
+  if (e == JwtError::none && cacheable) verified_cache().insert(id_, digest, valid_until, out);
+  return e;
+}
+
+JwtError JwtVerifier::verify_uncached(std::string_view token, std::string_view claim, double now,
+                                      std::string& out, double& valid_until) const {
   std::array<std::string_view, 3> parts;
   if (token.size() > kMaxJwtBytes || !split_token(token, parts)) return JwtError::malformed;
   // Scratch space reused by this thread's later tokens (the verifier itself is shared).
@@ -568,10 +657,10 @@ JwtError JwtVerifier::verify(std::string_view token, std::string_view claim, std
   if (!numeric_date(payload, "exp", has_exp, exp) || !numeric_date(payload, "nbf", has_nbf, nbf)) {
     return JwtError::bad_payload;
   }
-  const auto now = static_cast<double>(now_seconds);
   const auto leeway = static_cast<double>(leeway_seconds_);
   // RFC 7519 section 4.1.4: valid only before exp; 4.1.5: not before nbf.
   if (has_exp && now >= exp + leeway) return JwtError::expired;
+  valid_until = has_exp ? exp + leeway : std::numeric_limits<double>::infinity();
   if (has_nbf && now + leeway < nbf) return JwtError::not_yet_valid;
   if (!issuer_.empty()) {
     const auto iss = payload.find("iss");

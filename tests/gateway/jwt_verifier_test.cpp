@@ -461,3 +461,38 @@ TEST_CASE("jwt: one verifier shared by threads") {
   for (auto& thread : threads) thread.join();
   CHECK(wrong.load() == 0);
 }
+
+TEST_CASE("jwt: a verified token is cached by its thread until its exp") {
+  const auto verifier = make(secret_settings());
+  const std::string token = hs_jwt("HS256", kSecret, {{"agent_id", "cached"}, {"exp", kNow + 10}});
+  const std::uint64_t before = JwtVerifier::thread_cache_hits();
+  CHECK(verify(*verifier, token) == "cached");
+  CHECK(JwtVerifier::thread_cache_hits() == before);  // verified, then remembered
+  CHECK(verify(*verifier, token) == "cached");
+  CHECK(verify(*verifier, token, kNow + 9) == "cached");
+  CHECK(JwtVerifier::thread_cache_hits() == before + 2);
+  // Past exp the cache does not answer: the token is verified again, and is expired.
+  CHECK(verify(*verifier, token, kNow + 10) == "invalid:expired");
+  CHECK(JwtVerifier::thread_cache_hits() == before + 2);
+  // Another verifier (a reload with another secret) never takes this one's entries.
+  JwtSettings other = secret_settings();
+  other.secret = "another-secret-of-32-bytes-long!";
+  CHECK(verify(*make(other), token) == "invalid:bad_signature");
+  // Another claim name is another entry.
+  std::string out;
+  CHECK(verifier->verify(token, "sub", kNow, out) == JwtError::missing_claim);
+  // Invalid tokens are not remembered.
+  const std::string forged = hs_jwt("HS256", "guess", {{"agent_id", "cached"}});
+  CHECK(verify(*verifier, forged) == "invalid:bad_signature");
+  CHECK(verify(*verifier, forged) == "invalid:bad_signature");
+  CHECK(JwtVerifier::thread_cache_hits() == before + 2);
+  // Each thread has its own cache: the first verification there is not a hit.
+  std::uint64_t other_thread_hits = 99;
+  std::string other_thread_result;
+  std::thread([&] {
+    other_thread_result = verify(*verifier, token);
+    other_thread_hits = JwtVerifier::thread_cache_hits();
+  }).join();
+  CHECK(other_thread_result == "cached");
+  CHECK(other_thread_hits == 0);
+}

@@ -64,6 +64,9 @@ class JwtVerifier {
   // Verifies `token` (signature, then exp/nbf at `now_seconds` since the epoch with the
   // leeway, iss, aud) and writes its claim `claim` into `out` as text (a string as is,
   // an integer in decimal; capacity reused). Never throws.
+  // A verified token is remembered by the calling thread (1024 entries, by SHA-256 of
+  // claim name and token, until its exp plus leeway): the same token again costs a
+  // hash, not a signature check. The cache is thread_local: workers share no lock.
   JwtError verify(std::string_view token, std::string_view claim, std::int64_t now_seconds,
                   std::string& out) const;
   // The same at the system clock's time.
@@ -71,6 +74,8 @@ class JwtVerifier {
 
   // How many keys were loaded (a JWKS may hold several; the others one).
   std::size_t key_count() const;
+  // Verifications this thread answered from its cache (for tests).
+  static std::uint64_t thread_cache_hits();
 
   struct Key;  // defined in jwt_verifier.cpp (OpenSSL types stay there)
   JwtVerifier(const config::JwtSettings& settings, std::vector<Key> keys);
@@ -80,12 +85,17 @@ class JwtVerifier {
 
  private:
   const Key* select_key(std::string_view kid) const;
+  // verify() without the cache; `valid_until` (seconds) is how long a verified token
+  // may be cached: exp + leeway, or infinity without exp.
+  JwtError verify_uncached(std::string_view token, std::string_view claim, double now,
+                           std::string& out, double& valid_until) const;
 
   std::vector<Key> keys_;
   bool jwks_ = false;  // keys are selected by kid
   std::string issuer_;
   std::string audience_;
   std::int64_t leeway_seconds_ = 0;
+  std::uint64_t id_ = 0;  // distinct per verifier ever made: the cache's key
 };
 
 // The claim `claim` of `token`'s payload, read WITHOUT verifying anything (the mode
