@@ -455,7 +455,8 @@ using Digest = std::array<unsigned char, 32>;
 
 // SHA-256 of the claim name and the token: the cache key (the raw token is not kept).
 bool token_digest(std::string_view claim, std::string_view token, Digest& out) {
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  // One context per thread, reset by each init: hashing allocates nothing per request.
+  thread_local const std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   unsigned int size = 0;
   const unsigned char separator = 0;
   const bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1 &&
