@@ -11,6 +11,7 @@
 #include "config/summary.hpp"
 #include "gateway/build_info.hpp"
 #include "gateway/server.hpp"
+#include "gateway/tls_server.hpp"
 
 namespace {
 
@@ -108,6 +109,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (options.check) {
+    // What only loading the files shows (a certificate without its key).
+    if (loaded.config->tls.enabled()) {
+      std::string why;
+      if (!phlow::gateway::make_tls_server_context(loaded.config->tls, why)) {
+        std::fprintf(stderr, "tls: %s\n", why.c_str());
+        return 1;
+      }
+    }
     std::fputs(phlow::config::summarize(*loaded.config).c_str(), stdout);
     return 0;
   }

@@ -10,7 +10,7 @@ namespace {
 using enum UpstreamError;
 
 // Indexed by ProxyError: one row per enumerator, the last one included.
-static_assert(static_cast<std::size_t>(ProxyError::upstream_reset) + 1 == kProxyErrors);
+static_assert(static_cast<std::size_t>(ProxyError::upstream_tls) + 1 == kProxyErrors);
 constexpr std::array<ProxyErrorInfo, kProxyErrors> kTable{{
     {400, "Malformed request", "BAD_REQUEST", std::nullopt},
     {400, "Ambiguous message framing", "BAD_REQUEST", std::nullopt},
@@ -26,6 +26,7 @@ constexpr std::array<ProxyErrorInfo, kProxyErrors> kTable{{
     {504, "Upstream timed out", "UPSTREAM_TIMEOUT", timeout},
     {502, "Upstream sent no valid response", "UPSTREAM_ERROR", bad_response},
     {502, "Upstream sent no valid response", "UPSTREAM_ERROR", reset},
+    {502, "Upstream TLS handshake failed", "UPSTREAM_TLS_ERROR", tls},
 }};
 
 }  // namespace

@@ -29,8 +29,9 @@ enum class ProxyError : std::uint8_t {
   upstream_timeout,          // 504: no response head within upstreams.X.timeout
   upstream_bad_response,     // 502: the response head could not be parsed
   upstream_reset,            // 502: the connection failed before a response head
+  upstream_tls,              // 502: the TLS handshake with an https upstream failed
 };
-inline constexpr std::size_t kProxyErrors = 14;
+inline constexpr std::size_t kProxyErrors = 15;
 
 struct ProxyErrorInfo {
   int status;
