@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "limiter/decision.hpp"
+#include "limiter/redis_options.hpp"
 #include "sections.hpp"
 
 namespace phlow::config {
@@ -22,6 +23,21 @@ void read_upstream(ObjectReader& reader, const std::string& name, std::vector<Up
     }
   } else if (!reader.has("url")) {
     reader.diagnostics().error(reader.path(), "missing url (such as http://127.0.0.1:8000)");
+  }
+  const bool has_tls = reader.has("tls");
+  ObjectReader tls = reader.object("tls");
+  upstream.tls.ca_file = tls.string("ca_file", upstream.tls.ca_file);
+  upstream.tls.cert_file = tls.string("cert_file", upstream.tls.cert_file);
+  upstream.tls.key_file = tls.string("key_file", upstream.tls.key_file);
+  upstream.tls.server_name = tls.string("server_name", upstream.tls.server_name);
+  upstream.tls.verify = tls.boolean("verify", upstream.tls.verify);
+  tls.finish();
+  if (has_tls && !upstream.url.tls()) {
+    reader.diagnostics().error(reader.path().key("tls"), "tls needs an https:// url");
+  } else if (upstream.url.tls()) {
+    if (const std::string why = limiter::check_tls(upstream.tls); !why.empty()) {
+      reader.diagnostics().error(reader.path().key("tls"), why);
+    }
   }
   upstream.connect_timeout = reader.duration("connect_timeout", upstream.connect_timeout);
   upstream.timeout = reader.duration("timeout", upstream.timeout);

@@ -18,6 +18,18 @@ ListenAddress read_listen(ObjectReader& reader, std::string_view key, ListenAddr
 
 void read_server(ObjectReader& top, Config& out) {
   out.listen = read_listen(top, "listen", out.listen);
+  if (top.has("tls")) {
+    // The files are loaded when the listener's context is built (startup, SIGHUP,
+    // --check), which names the file that fails.
+    ObjectReader tls = top.object("tls");
+    out.tls.cert_file = tls.string("cert_file", out.tls.cert_file);
+    out.tls.key_file = tls.string("key_file", out.tls.key_file);
+    tls.finish();
+    if (out.tls.cert_file.empty() || out.tls.key_file.empty()) {
+      top.diagnostics().error(top.path().key("tls"), "cert_file and key_file are both required");
+      out.tls = {};
+    }
+  }
   out.threads = static_cast<unsigned>(top.integer("threads", out.threads, 0, 1024));
   out.shutdown_grace = top.duration("shutdown_grace", out.shutdown_grace);
   out.shadow_mode = top.boolean("shadow_mode", out.shadow_mode);

@@ -81,6 +81,10 @@ json redis_json(const RedisSettings& redis) {
 
 json server_json(const Config& config, json out) {
   out["listen"] = config.listen.to_string();
+  // File names only: what the files hold is never read into the config.
+  if (config.tls.enabled()) {
+    out["tls"] = {{"cert_file", config.tls.cert_file}, {"key_file", config.tls.key_file}};
+  }
   out["threads"] = config.threads;
   out["shutdown_grace"] = format_duration(config.shutdown_grace);
   out["http"] = {{"header_timeout", format_duration(config.http.header_timeout)},
@@ -108,6 +112,13 @@ json to_redacted_json(const Config& config) {
                                 {"connect_timeout", format_duration(u.connect_timeout)},
                                 {"timeout", format_duration(u.timeout)},
                                 {"max_idle_connections", u.max_idle_connections}};
+    if (u.url.tls()) {
+      out["upstreams"][u.name]["tls"] = {{"ca_file", u.tls.ca_file},
+                                         {"cert_file", u.tls.cert_file},
+                                         {"key_file", u.tls.key_file},
+                                         {"server_name", u.tls.server_name},
+                                         {"verify", u.tls.verify}};
+    }
   }
   out["limits"] = json::object();
   for (const auto& spec : config.limits) out["limits"][spec.name()] = limit_json(spec);

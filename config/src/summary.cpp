@@ -67,6 +67,7 @@ std::string summarize(const Config& config) {
   out << "listen     " << config.listen.to_string() << " (threads: "
       << (config.threads == 0 ? std::string("one per core") : std::to_string(config.threads))
       << ")\n";
+  if (config.tls.enabled()) out << "tls        HTTPS with " << config.tls.cert_file << "\n";
   out << "admin      " << config.admin.listen.to_string()
       << (config.admin.token.empty() ? " (no token)" : " (token required)") << "\n";
   out << "redis      " << describe_redis(config.redis) << "\n";
@@ -75,7 +76,9 @@ std::string summarize(const Config& config) {
   out << "upstreams\n";
   for (const auto& u : config.upstreams) {
     out << "  " << u.name << ": " << u.url.to_string() << " (connect " << format_duration(u.connect_timeout)
-        << ", timeout " << format_duration(u.timeout) << ")\n";
+        << ", timeout " << format_duration(u.timeout) << ")"
+        << (u.url.tls() && !u.tls.verify ? " CERTIFICATE NOT VERIFIED (tls.verify: false)" : "")
+        << "\n";
   }
   out << "routes (first match wins)\n";
   for (std::size_t i = 0; i < config.routes.size(); ++i) {

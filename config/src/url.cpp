@@ -44,20 +44,22 @@ std::optional<HostPort> parse_authority(std::string_view text, std::string* why)
 }  // namespace
 
 std::optional<UpstreamUrl> parse_upstream_url(std::string_view text, std::string* why) {
-  constexpr std::string_view kScheme = "http://";
-  if (!text.starts_with(kScheme)) {
-    return fail<UpstreamUrl>(why, "expected http://host:port[/base] (only http:// is supported)");
+  UpstreamUrl url;
+  if (text.starts_with("https://")) {
+    url.scheme = "https";
+    url.port = 443;
+  } else if (!text.starts_with("http://")) {
+    return fail<UpstreamUrl>(why, "expected http://host:port[/base] or https://host:port[/base]");
   }
-  text.remove_prefix(kScheme.size());
+  text.remove_prefix(url.scheme.size() + 3);
   if (text.find_first_of("?#@") != std::string_view::npos) {
     return fail<UpstreamUrl>(why, "no user info, query or fragment allowed");
   }
   const auto slash = text.find('/');
   auto authority = parse_authority(text.substr(0, slash), why);
   if (!authority) return std::nullopt;
-  UpstreamUrl url;
   url.host = authority->host;
-  url.port = authority->port.value_or(80);
+  url.port = authority->port.value_or(url.port);
   if (slash != std::string_view::npos) url.base_path = std::string(text.substr(slash));
   while (url.base_path.ends_with('/')) url.base_path.pop_back();
   return url;

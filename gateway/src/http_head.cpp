@@ -116,7 +116,7 @@ void append_upstream_request_head(std::string& out, const http::request_header<F
     }
   }
   out.append(how.peer_ip);
-  out += "\r\nX-Forwarded-Proto: http\r\n";
+  out += how.client_tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n";
   if (!how.request_id.empty()) append_field(out, "X-Request-Id", how.request_id);
   append_framing(out, how.framing);
   out += "\r\n";

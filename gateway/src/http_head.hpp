@@ -36,11 +36,13 @@ struct UpstreamRequestHead {
   std::string_view peer_ip;     // appended to X-Forwarded-For
   std::string_view request_id;  // written as X-Request-Id unless empty (the client sent one)
   Framing framing;
+  bool client_tls = false;  // X-Forwarded-Proto: https (else http)
 };
 
 // Appends the request head to send upstream for `req`: its fields minus the hop-by-hop
 // ones and Expect (the gateway answers 100-continue itself), X-Forwarded-For with the
-// peer appended (all incoming X-Forwarded-For fields joined), X-Forwarded-Proto: http,
+// peer appended (all incoming X-Forwarded-For fields joined), X-Forwarded-Proto (http or
+// https, as the client came; the client's own is dropped),
 // HTTP/1.1 with keep-alive.
 void append_upstream_request_head(std::string& out,
                                   const boost::beast::http::request_header<Fields>& req,

@@ -147,7 +147,10 @@ bool verify_pkey(const JwtVerifier::Key& key, const EVP_MD* md, std::string_view
   std::size_t sig_size = signature.size();
   if (key.kind != KeyKind::rsa) {
     sig_size = ecdsa_der(key.kind, signature, der);
-    if (sig_size == 0) return false;
+    if (sig_size == 0) {
+      ERR_clear_error();  // as below
+      return false;
+    }
     sig = der.data();
   }
   // A context per call: the key is shared by every worker thread, read only.

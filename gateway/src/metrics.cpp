@@ -46,7 +46,13 @@ std::string_view to_string(Outcome o) {
 
 std::string_view to_string(UpstreamError e) {
   static constexpr std::array<std::string_view, kUpstreamErrors> names{
-      "connect_refused", "connect_timeout", "timeout", "reset", "bad_response", "truncated"};
+      "connect_refused", "connect_timeout", "timeout", "reset", "bad_response", "truncated", "tls"};
+  return names[static_cast<std::size_t>(e)];
+}
+
+std::string_view to_string(TlsHandshakeError e) {
+  static constexpr std::array<std::string_view, kTlsHandshakeErrors> names{"plain_http", "timeout",
+                                                                          "failed"};
   return names[static_cast<std::size_t>(e)];
 }
 

@@ -155,6 +155,17 @@ void upstream(std::string& out, const Totals& t) {
   family(out, "open_connections", "gauge", "Open connections, by side.");
   sample(out, "open_connections", {{"side", "client"}}, t.client_connections);
   sample(out, "open_connections", {{"side", "upstream"}}, t.upstream_connections);
+  sample(out, "open_connections", {{"side", "websocket"}}, t.websocket_tunnels);
+  family(out, "tls_handshakes_total", "counter",
+         "TLS handshakes completed, by side (client: the HTTPS listener; upstream: https upstreams).");
+  sample(out, "tls_handshakes_total", {{"side", "client"}}, t.client_tls_handshakes);
+  sample(out, "tls_handshakes_total", {{"side", "upstream"}}, t.upstream_tls_handshakes);
+  family(out, "tls_handshake_errors_total", "counter",
+         "Client TLS handshakes on the HTTPS listener that failed, by reason.");
+  for (std::size_t i = 0; i < kTlsHandshakeErrors; ++i) {
+    sample(out, "tls_handshake_errors_total",
+           {{"reason", to_string(static_cast<TlsHandshakeError>(i))}}, t.tls_handshake_errors[i]);
+  }
 }
 
 void jwt(std::string& out, const Totals& t) {

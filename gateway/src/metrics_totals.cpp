@@ -34,6 +34,11 @@ Totals sum_workers(const std::vector<const WorkerStats*>& workers) {
     for (std::size_t i = 0; i < kJwtErrors; ++i) t.jwt_invalid[i] += load(w->jwt_invalid[i]);
     t.client_connections += w->client_connections.load(std::memory_order_relaxed);
     t.upstream_connections += w->upstream_connections.load(std::memory_order_relaxed);
+    t.websocket_tunnels += w->websocket_tunnels.load(std::memory_order_relaxed);
+    t.client_tls_handshakes += load(w->client_tls_handshakes);
+    t.upstream_tls_handshakes += load(w->upstream_tls_handshakes);
+    for (std::size_t i = 0; i < kTlsHandshakeErrors; ++i)
+      t.tls_handshake_errors[i] += load(w->tls_handshake_errors[i]);
   }
   return t;
 }

@@ -24,7 +24,9 @@ struct Totals {
   std::uint64_t over_limit_cache_hits = 0;
   std::array<std::uint64_t, kUpstreamErrors> upstream_errors{};
   std::array<std::uint64_t, kJwtErrors> jwt_invalid{};
-  std::int64_t client_connections = 0, upstream_connections = 0;
+  std::int64_t client_connections = 0, upstream_connections = 0, websocket_tunnels = 0;
+  std::uint64_t client_tls_handshakes = 0, upstream_tls_handshakes = 0;
+  std::array<std::uint64_t, kTlsHandshakeErrors> tls_handshake_errors{};
 };
 
 Totals sum_workers(const std::vector<const WorkerStats*>& workers);

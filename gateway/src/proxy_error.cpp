@@ -26,6 +26,7 @@ constexpr std::array<ProxyErrorInfo, kProxyErrors> kTable{{
     {504, "Upstream timed out", "UPSTREAM_TIMEOUT", timeout},
     {502, "Upstream sent no valid response", "UPSTREAM_ERROR", bad_response},
     {502, "Upstream sent no valid response", "UPSTREAM_ERROR", reset},
+    {502, "Upstream TLS handshake failed", "UPSTREAM_TLS_ERROR", tls},
     {401, "Invalid token", "INVALID_TOKEN", std::nullopt},
 }};
 

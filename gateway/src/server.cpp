@@ -50,6 +50,16 @@ tcp::acceptor bind_acceptor(net::io_context& io, const tcp::endpoint& endpoint) 
   return acceptor;
 }
 
+// TLS verifies unless told not to, and then says so at every (re)load.
+void warn_unverified_upstreams(const config::Config& config) {
+  for (const auto& upstream : config.upstreams) {
+    if (upstream.url.tls() && !upstream.tls.verify) {
+      spdlog::warn("upstreams.{}.tls.verify is false: the certificate of {} is NOT checked; anyone "
+                   "on the path can read and change the traffic", upstream.name, upstream.url.to_string());
+    }
+  }
+}
+
 }  // namespace
 
 Server::Server(std::shared_ptr<const config::Config> config, std::string config_path)
@@ -178,10 +188,11 @@ int Server::run() {
   std::shared_ptr<const Snapshot> snapshot;
   try {
     snapshot = std::make_shared<const Snapshot>(config_, generation_, route_names_, limit_names_);
-  } catch (const SnapshotError& e) {
+  } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;
   }
+  warn_unverified_upstreams(*config_);
   {
     std::lock_guard lock(snapshot_mutex_);
     snapshot_ = snapshot;
@@ -257,18 +268,6 @@ void Server::reload() {
                   config::format_errors(loaded.errors));
     return;
   }
-  std::shared_ptr<const Snapshot> snapshot;
-  try {
-    // Built before anything is replaced: key files are read here, and a bad one must
-    // leave the running config in force.
-    snapshot = std::make_shared<const Snapshot>(loaded.config, generation_ + 1, route_names_,
-                                                limit_names_);
-  } catch (const SnapshotError& e) {
-    ++reloads_failed_;
-    spdlog::error("reload of {} failed; the running config stays in force:\n{}", config_path_,
-                  e.what());
-    return;
-  }
   const config::Config& next = *loaded.config;
   if (!(next.listen == config_->listen) || next.threads != config_->threads ||
       !(next.redis == config_->redis) || !(next.admin.listen == config_->admin.listen) ||
@@ -276,8 +275,17 @@ void Server::reload() {
     spdlog::warn("reload: listen, threads, redis, admin.listen and access_log changes take "
                  "effect on restart only (admin.token and everything else now)");
   }
+  std::shared_ptr<const Snapshot> snapshot;
+  try {
+    snapshot = std::make_shared<const Snapshot>(loaded.config, generation_ + 1, route_names_, limit_names_);
+  } catch (const std::exception& e) {
+    ++reloads_failed_;
+    spdlog::error("reload of {} failed; the running config stays in force: {}", config_path_, e.what());
+    return;
+  }
   config_ = loaded.config;
   ++generation_;
+  warn_unverified_upstreams(*config_);
   {
     std::lock_guard lock(snapshot_mutex_);
     snapshot_ = snapshot;

@@ -3,7 +3,12 @@
 // or answer itself; the request log when it ends.
 #include "gateway/session.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 
 #include "gateway/router.hpp"
 #include "gateway/server.hpp"
@@ -16,6 +21,17 @@ namespace {
 constexpr std::uint64_t kDrainLimit = 64 * 1024;  // unread bodies up to this are skipped
 // How long a connection accepted during a drain may take to send its request.
 constexpr auto kFirstRequestWhileDraining = std::chrono::milliseconds(500);
+// How long a TLS client gets to answer the gateway's close_notify before the close.
+constexpr auto kTlsShutdownWait = std::chrono::milliseconds(100);
+
+TlsHandshakeError classify_handshake_error(const error_code& ec) {
+  if (ec == beast::error::timeout) return TlsHandshakeError::timeout;
+  if (ec.category() == net::error::get_ssl_category() &&
+      ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
+    return TlsHandshakeError::plain_http;
+  }
+  return TlsHandshakeError::failed;
+}
 
 // 32 random hex digits into `id` (its capacity is reused).
 void random_request_id(std::mt19937_64& random, std::string& id) {
@@ -35,7 +51,6 @@ Session::Session(Worker& worker, net::ip::tcp::socket socket)
   // Headers and body pieces go out as separate writes: Nagle would hold the second
   // until the client's delayed ACK (40 ms).
   client_.socket().set_option(net::ip::tcp::no_delay(true), ec);
-  idle_entry_.socket = &client_.socket();
   auto endpoint = client_.socket().remote_endpoint(ec);
   if (!ec) {
     auto address = endpoint.address();
@@ -48,14 +63,47 @@ Session::Session(Worker& worker, net::ip::tcp::socket socket)
 
 net::awaitable<void> Session::run() {
   try {
-    while (co_await handle_request()) {
+    if (co_await start_tls()) {
+      while (co_await handle_request()) {
+      }
     }
   } catch (const std::exception& e) {
     spdlog::error("session from {} ended by an unexpected error: {}", peer_ip_, e.what());
   }
+  co_await close_connection();
+}
+
+// On the HTTPS listener: the TLS handshake, within http.header_timeout, with the
+// certificate of the config in force now (a SIGHUP rotates it for new connections).
+// A failure is counted and closes the connection; it is never more than that.
+net::awaitable<bool> Session::start_tls() {
+  const std::shared_ptr<const Snapshot> snapshot = worker_.snapshot();
+  if (!snapshot->listener_tls) co_return true;
+  SSL* ssl = SSL_new(snapshot->listener_tls->native_handle());
+  if (ssl == nullptr) co_return false;
+  client_.start_tls(ssl);
+  client_.expires_after(snapshot->config->http.header_timeout);
+  auto [ec] = co_await client_.tls().next_layer().async_handshake(net::ssl::stream_base::server, use_tuple);
+  if (ec) {
+    const TlsHandshakeError why = classify_handshake_error(ec);
+    worker_.stats().count_tls_handshake_error(why);
+    spdlog::debug("TLS handshake from {} failed ({}): {}", peer_ip_, to_string(why), ec.message());
+    co_return false;
+  }
+  tls_established_ = true;
+  bump(worker_.stats().client_tls_handshakes);
+  co_return true;
+}
+
+// TLS: close_notify, and a moment for the client's; then the TCP close.
+net::awaitable<void> Session::close_connection() {
+  if (tls_established_ && client_.socket().is_open()) {
+    client_.expires_after(kTlsShutdownWait);
+    co_await client_.tls().next_layer().async_shutdown(use_tuple);
+  }
   error_code ignored;
   client_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
-  client_.close();
+  client_.socket().close(ignored);
 }
 
 // Waits for the first byte of the next request within the idle timeout, so that the
@@ -68,6 +116,7 @@ net::awaitable<bool> Session::wait_for_request() {
   started_any_ = true;
   if (worker_.server().draining()) co_return co_await wait_while_draining(first);
   client_.expires_after(worker_.snapshot()->config->http.idle_timeout);
+  idle_entry_.socket = &client_.socket();
   worker_.add_idle(idle_entry_);
   auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
   Worker::remove_idle(idle_entry_);
@@ -80,8 +129,11 @@ net::awaitable<bool> Session::wait_for_request() {
 }
 
 net::awaitable<bool> Session::wait_while_draining(bool first) {
-  if (take_arrived_request()) co_return true;
-  if (!first) co_return false;
+  if (!client_.is_tls() && take_arrived_request()) co_return true;
+  // TLS: what arrived are records to decrypt; they are read as a new connection's are.
+  error_code ec_available;
+  const bool tls_arrived = client_.is_tls() && client_.socket().available(ec_available) > 0;
+  if (!first && !tls_arrived) co_return false;
   client_.expires_after(kFirstRequestWhileDraining);
   auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
   if (ec) co_return false;

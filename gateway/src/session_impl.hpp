@@ -28,6 +28,7 @@
 #include "gateway/upstream_pool.hpp"
 #include "gateway/worker.hpp"
 #include "http_head.hpp"
+#include "proxy_stream.hpp"
 #include "relay.hpp"
 #include "request_parser.hpp"
 
@@ -91,6 +92,8 @@ class Session {
 
  private:
   // session.cpp: the request path.
+  net::awaitable<bool> start_tls();
+  net::awaitable<void> close_connection();
   net::awaitable<bool> handle_request();
   net::awaitable<bool> process(RequestParser& parser);
   net::awaitable<bool> wait_for_request();
@@ -131,7 +134,8 @@ class Session {
 
   // Per connection.
   Worker& worker_;
-  beast::tcp_stream client_;
+  ProxyStream client_;  // plain, or TLS after start_tls()
+  bool tls_established_ = false;
   beast::flat_buffer buffer_;
   beast::flat_buffer upstream_buffer_;  // bytes read from the upstream of this request
   std::string peer_ip_;

@@ -1,5 +1,11 @@
 #include "gateway/snapshot.hpp"
 
+#include <boost/asio/ssl/context.hpp>
+#include <stdexcept>
+
+#include "gateway/tls_server.hpp"
+#include "limiter/tls_client.hpp"
+
 namespace phlow::gateway {
 namespace {
 
@@ -40,7 +46,23 @@ Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t gen,
   }
   upstream_keys.reserve(config->upstreams.size());
   for (const auto& upstream : config->upstreams) {
-    upstream_keys.push_back(upstream.url.host + ":" + std::to_string(upstream.url.port));
+    std::string key = upstream.url.scheme + "://" + upstream.url.host + ":" + std::to_string(upstream.url.port);
+    std::shared_ptr<boost::asio::ssl::context> tls;
+    if (upstream.url.tls()) {
+      const auto& t = upstream.tls;
+      key += "|" + t.ca_file + "|" + t.cert_file + "|" + t.key_file + "|" + t.server_name + "|" +
+             (t.verify ? "verify" : "no-verify");
+      std::string why;
+      tls = limiter::make_tls_client_context(t, why);
+      if (!tls) throw std::runtime_error("upstreams." + upstream.name + ".tls: " + why);
+    }
+    upstream_keys.push_back(std::move(key));
+    upstream_tls.push_back(std::move(tls));
+  }
+  if (config->tls.enabled()) {
+    std::string why;
+    listener_tls = make_tls_server_context(config->tls, why);
+    if (!listener_tls) throw std::runtime_error("tls: " + why);
   }
   for (const auto& route : config->routes) {
     route_labels.push_back(route_label(route));

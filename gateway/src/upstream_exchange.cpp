@@ -1,7 +1,10 @@
 // Forwarding (see session_impl.hpp): the request upstream, with one retry on a fresh
 // connection when a pooled one turns out closed, and the response back; or both at
 // once while a request body streams.
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include "gateway/server.hpp"
 #include "session_impl.hpp"
@@ -45,11 +48,18 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
 
   // A request that cannot be retried never goes out on an idle connection unprobed.
   const auto reuse = retryable ? UpstreamPool::Reuse::trusted : UpstreamPool::Reuse::probed;
-  UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key, reuse);
+  boost::asio::ssl::context* tls = snapshot_->upstream_tls[route.upstream_index].get();
+  UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key, tls, reuse);
   for (int attempt = 0;; ++attempt) {
     if (lease.error) {
-      co_await send_error(lease.error == beast::error::timeout ? ProxyError::upstream_connect_timeout
-                                                               : ProxyError::upstream_unreachable);
+      if (lease.tls_failed) {
+        // The reason names the certificate check, never key material.
+        spdlog::warn("TLS to upstream {} ({}) failed: {}", up.name, up.url.to_string(), lease.tls_failure);
+        co_await send_error(ProxyError::upstream_tls);
+      } else {
+        co_await send_error(lease.error == beast::error::timeout ? ProxyError::upstream_connect_timeout
+                                                                 : ProxyError::upstream_unreachable);
+      }
       co_return false;
     }
     if (expect_continue && attempt == 0) {
@@ -68,7 +78,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
       if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
         co_await send_error(ProxyError::body_too_large);
       } else if (sent.side == detail::RelaySide::out && lease.reused && retryable && attempt == 0) {
-        lease = co_await worker_.upstreams().acquire(up, pool_key, UpstreamPool::Reuse::fresh);
+        lease = co_await worker_.upstreams().acquire(up, pool_key, tls, UpstreamPool::Reuse::fresh);
         continue;  // a pooled connection the upstream had closed: once more, fresh
       } else if (sent.side == detail::RelaySide::out) {
         co_await send_error(ProxyError::upstream_request_failed);
@@ -82,7 +92,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     if (rec) {
       if (lease.reused && retryable && attempt == 0 && rec != beast::error::timeout) {
         upstream_buffer_.clear();
-        lease = co_await worker_.upstreams().acquire(up, pool_key, UpstreamPool::Reuse::fresh);
+        lease = co_await worker_.upstreams().acquire(up, pool_key, tls, UpstreamPool::Reuse::fresh);
         continue;
       }
       co_await send_error(rec == beast::error::timeout ? ProxyError::upstream_timeout
@@ -101,7 +111,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
 void Session::write_request_head(const RequestParser& parser, const config::Upstream& up) {
   detail::UpstreamRequestHead how{up.url.base_path, peer_ip_,
                                   request_id_generated_ ? std::string_view(request_id_) : std::string_view(),
-                                  {parser.chunked(), std::nullopt}};
+                                  {parser.chunked(), std::nullopt}, client_.is_tls()};
   if (parser.content_length()) how.framing.length = *parser.content_length();
   request_head_.clear();
   detail::append_upstream_request_head(request_head_, parser.get(), how);

@@ -4,15 +4,25 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
+
+#include "limiter/tls_client.hpp"
+#include "proxy_stream.hpp"
 
 namespace phlow::gateway {
 
 namespace net = boost::asio;
+namespace beast = boost::beast;
 using tcp = net::ip::tcp;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr auto kTrustIdleFor = std::chrono::milliseconds(500);
+
+void UpstreamStreamDeleter::operator()(detail::ProxyStream* stream) const {
+  if (open != nullptr) open->fetch_sub(1, std::memory_order_relaxed);
+  delete stream;
+}
 
 namespace {
 
@@ -28,7 +38,8 @@ bool still_open(UpstreamPool::Stream& stream) {
 }  // namespace
 
 net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(const config::Upstream& upstream,
-                                                          const std::string& key, Reuse reuse) {
+                                                          const std::string& key,
+                                                          net::ssl::context* tls, Reuse reuse) {
   Lease lease;
   if (reuse != Reuse::fresh) {
     if (auto it = idle_.find(key); it != idle_.end()) {
@@ -63,13 +74,37 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(const config::Upstream
   StreamPtr stream(new Stream(executor_), StreamDeleter{open_gauge_});
   if (open_gauge_ != nullptr) open_gauge_->fetch_add(1, std::memory_order_relaxed);
   stream->expires_after(upstream.connect_timeout);
-  auto [cec, endpoint] = co_await stream->async_connect(endpoints, use_tuple);
+  auto [cec, endpoint] = co_await stream->next_layer().async_connect(endpoints, use_tuple);
   if (cec) {
     lease.error = cec;
     co_return lease;
   }
   boost::system::error_code ignored;
   stream->socket().set_option(tcp::no_delay(true), ignored);
+  if (tls != nullptr) {
+    // The deadline set for the connect runs on: connect and handshake share it.
+    SSL* ssl = SSL_new(tls->native_handle());
+    if (ssl == nullptr) {
+      lease.error = net::error::no_memory;
+      co_return lease;
+    }
+    stream->start_tls(ssl);
+    const std::string& name = upstream.tls.server_name.empty() ? upstream.url.host : upstream.tls.server_name;
+    if (!limiter::prepare_tls_client(ssl, name, upstream.tls.verify)) {
+      lease.error = net::error::invalid_argument;
+      lease.tls_failed = true;
+      lease.tls_failure = "cannot verify the name \"" + name + "\"";
+      co_return lease;
+    }
+    auto [hec] = co_await stream->tls().next_layer().async_handshake(net::ssl::stream_base::client, use_tuple);
+    if (hec) {
+      lease.error = hec;
+      lease.tls_failed = hec != beast::error::timeout;
+      lease.tls_failure = limiter::tls_handshake_failure(hec, ssl);
+      co_return lease;
+    }
+    if (tls_handshakes_ != nullptr) tls_handshakes_->fetch_add(1, std::memory_order_relaxed);
+  }
   lease.stream = std::move(stream);
   co_return lease;
 }

@@ -37,7 +37,7 @@ Worker::Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
                std::shared_ptr<limiter::RedisHealth> redis_health,
                std::shared_ptr<AccessLogSink> access_log, const StoreFactory& store_factory)
     : server_(server), snapshot_(std::move(snapshot)),
-      pool_(io_.get_executor(), &stats_.upstream_connections),
+      pool_(io_.get_executor(), &stats_.upstream_connections, &stats_.upstream_tls_handshakes),
       random_(std::random_device{}()) {
   if (access_log) access_log_ = std::make_unique<AccessLogBuffer>(std::move(access_log));
   const config::Config& cfg = *snapshot_->config;

@@ -122,18 +122,33 @@ TEST_CASE("invalid CIDRs") {
 }
 
 TEST_CASE("unparsable URLs") {
-  auto result = load_yaml("upstreams:\n  a: { url: \"https://h:1\" }\n  b: { url: \"h:1\" }\n"
+  auto result = load_yaml("upstreams:\n  a: { url: \"ftp://h:1\" }\n  b: { url: \"h:1\" }\n"
                           "  c: { timeout: 1s }\nroutes:\n  - { match: { path_prefix: / }, upstream: a }\n");
   CHECK(rendered(result) ==
-        Lines{"test.yaml:2: upstreams.a.url: invalid upstream URL \"https://h:1\": expected "
-              "http://host:port[/base] (only http:// is supported)",
+        Lines{"test.yaml:2: upstreams.a.url: invalid upstream URL \"ftp://h:1\": expected "
+              "http://host:port[/base] or https://host:port[/base]",
               "test.yaml:3: upstreams.b.url: invalid upstream URL \"h:1\": expected "
-              "http://host:port[/base] (only http:// is supported)",
+              "http://host:port[/base] or https://host:port[/base]",
               "test.yaml:4: upstreams.c: missing url (such as http://127.0.0.1:8000)"});
   CHECK(errors_with("redis: { url: \"redis://:pw@h:port\" }\n") ==
         Lines{"test.yaml:3: redis.url: invalid Redis URL \"***\": Redis URL port must be a number from 1 to 65535"});
   // An unset variable expands to "": no Redis, which is valid.
   CHECK(load_yaml(kMinimalYaml + "redis: { url: \"${CACHE}\" }\n").ok());
+}
+
+TEST_CASE("TLS settings of the listener and of upstreams are checked") {
+  CHECK(errors_with("tls: { cert_file: /etc/x.crt }\n") ==
+        Lines{"test.yaml:3: tls: cert_file and key_file are both required"});
+  CHECK(errors_with("tls: { cert_file: /a, key_file: /b, ca_file: /c }\n") ==
+        Lines{"test.yaml:3: tls.ca_file: unknown key \"ca_file\" (expected one of: cert_file, key_file)"});
+  auto plain = load_yaml("upstreams:\n  a: { url: \"http://h:1\", tls: { verify: false } }\n");
+  CHECK(rendered(plain) == Lines{"test.yaml:2: upstreams.a.tls: tls needs an https:// url"});
+  auto missing = load_yaml("upstreams:\n  a: { url: \"https://h\", tls: { ca_file: /nonexistent/ca.pem } }\n");
+  REQUIRE(missing.errors.size() == 1);
+  CHECK(missing.errors[0].to_string().starts_with(
+      "test.yaml:2: upstreams.a.tls: ca_file: cannot load \"/nonexistent/ca.pem\""));
+  auto half = load_yaml("upstreams:\n  a: { url: \"https://h\", tls: { cert_file: /x.pem } }\n");
+  CHECK(rendered(half) == Lines{"test.yaml:2: upstreams.a.tls: cert_file and key_file go together"});
 }
 
 TEST_CASE("an invalid REDIS_URL from the environment is reported") {

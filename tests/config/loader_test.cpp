@@ -220,6 +220,28 @@ TEST_CASE("to_redacted_json hides secrets and round-trips without them") {
   CHECK(require_ok(again) == original);
 }
 
+TEST_CASE("TLS settings show file names in to_redacted_json and round-trip") {
+  auto result = load_yaml("tls: { cert_file: /etc/phlow/tls.crt, key_file: /etc/phlow/tls.key }\n"
+                          "upstreams:\n"
+                          "  remote: { url: \"https://agent.internal:8443\", tls: { verify: false, server_name: agent } }\n"
+                          "  local: { url: \"http://127.0.0.1:8000\" }\n"
+                          "routes:\n  - { match: { path_prefix: / }, upstream: remote }\n");
+  const Config& c = require_ok(result);
+  CHECK(c.tls.enabled());
+  CHECK(c.upstreams[0].url.tls());
+  CHECK(c.upstreams[0].tls.server_name == "agent");
+  const auto json = to_redacted_json(c);
+  CHECK(json["tls"]["key_file"] == "/etc/phlow/tls.key");
+  CHECK(json["upstreams"]["remote"]["tls"]["verify"] == false);
+  CHECK_FALSE(json["upstreams"]["local"].contains("tls"));
+  auto again = load_json(json.dump(2));
+  CHECK(require_ok(again) == c);
+  const std::string summary = summarize(c);
+  CHECK(summary.find("tls        HTTPS with /etc/phlow/tls.crt") != std::string::npos);
+  CHECK(summary.find("remote: https://agent.internal:8443 (connect 2s, timeout 30s) CERTIFICATE NOT VERIFIED") !=
+        std::string::npos);
+}
+
 TEST_CASE("summarize shows listeners, redis mode, routes and limits") {
   const std::string dir = PHLOW_CONFIG_EXAMPLES_DIR;
   auto example = load_config_file(dir + "/phlow-agent.yaml",
@@ -254,12 +276,12 @@ TEST_CASE("zero_config builds the default gateway from a URL") {
 }
 
 TEST_CASE("zero_config reports a bad URL and a bad listen address") {
-  auto result = zero_config("https://x", "nowhere", fake_env());
+  auto result = zero_config("ftp://x", "nowhere", fake_env());
   CHECK_FALSE(result.ok());
   REQUIRE(result.errors.size() == 2);
   CHECK(result.errors[0].to_string() ==
-        "--upstream: invalid upstream URL \"https://x\": expected http://host:port[/base] "
-        "(only http:// is supported)");
+        "--upstream: invalid upstream URL \"ftp://x\": expected http://host:port[/base] "
+        "or https://host:port[/base]");
   CHECK(result.errors[1].to_string() == "--listen: invalid listen address \"nowhere\": expected HOST:PORT");
 }
 

@@ -154,9 +154,22 @@ TEST_CASE("parse_upstream_url reads host, port and base path") {
   CHECK(default_port->port == 80);
 }
 
+TEST_CASE("parse_upstream_url takes https with port 443 by default") {
+  auto url = parse_upstream_url("https://agent.internal/v1/");
+  REQUIRE(url);
+  CHECK(url->tls());
+  CHECK(url->port == 443);
+  CHECK(url->base_path == "/v1");
+  CHECK(url->to_string() == "https://agent.internal:443/v1");
+  auto plain = parse_upstream_url("http://agent.internal");
+  REQUIRE(plain);
+  CHECK_FALSE(plain->tls());
+  CHECK(plain->port == 80);
+}
+
 TEST_CASE("parse_upstream_url rejects what it cannot proxy to") {
   std::string why;
-  for (const char* bad : {"https://x:1", "127.0.0.1:8000", "http://", "http://:80",
+  for (const char* bad : {"ftp://x:1", "https://", "127.0.0.1:8000", "http://", "http://:80",
                           "http://h:0", "http://h:99999", "http://h:80?q=1", "http://u@h:80",
                           "http://[::1"}) {
     INFO(bad);

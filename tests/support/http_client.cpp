@@ -12,6 +12,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <openssl/ssl.h>
+
+#include "proxy_stream.hpp"  // the gateway's plain-or-TLS stream
 
 #include <algorithm>
 #include <cctype>
@@ -38,7 +41,8 @@ std::string HttpResponse::header(std::string_view name) const {
 
 struct HttpConnection::Impl {
   net::io_context ioc;
-  beast::tcp_stream stream{ioc};
+  phlow::gateway::detail::ProxyStream stream{ioc.get_executor()};
+  std::unique_ptr<net::ssl::context> tls_context;
   beast::flat_buffer buffer;
   std::string host;
   std::uint16_t port = 0;
@@ -80,8 +84,39 @@ HttpConnection::HttpConnection(std::uint16_t port, std::string host,
   const net::ip::tcp::endpoint endpoint(net::ip::make_address(impl_->host), port);
   impl_->stream.expires_after(timeout);
   impl_->run("connect", [&](auto handler) {
-    impl_->stream.async_connect(endpoint, [handler](error_code ec) { handler(ec); });
+    impl_->stream.next_layer().async_connect(endpoint, [handler](error_code ec) { handler(ec); });
   });
+}
+
+HttpConnection::HttpConnection(std::uint16_t port, const HttpsOptions& tls, std::string host,
+                               std::chrono::milliseconds timeout)
+    : HttpConnection(port, std::move(host), timeout) {
+  impl_->tls_context = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  impl_->tls_context->load_verify_file(tls.ca_file);
+  SSL* ssl = SSL_new(impl_->tls_context->native_handle());
+  impl_->stream.start_tls(ssl);
+  SSL_set_tlsext_host_name(ssl, tls.server_name.c_str());
+  SSL_set1_host(ssl, tls.server_name.c_str());
+  SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
+  if (!tls.alpn.empty()) {
+    std::string wire(1, static_cast<char>(tls.alpn.size()));
+    wire += tls.alpn;
+    SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>(wire.data()),
+                        static_cast<unsigned>(wire.size()));
+  }
+  impl_->stream.expires_after(timeout);
+  impl_->run("TLS handshake", [&](auto handler) {
+    impl_->stream.tls().next_layer().async_handshake(net::ssl::stream_base::client,
+                                                     [handler](error_code ec) { handler(ec); });
+  });
+}
+
+std::string HttpConnection::alpn_selected() const {
+  if (!impl_->stream.is_tls()) return {};
+  const unsigned char* data = nullptr;
+  unsigned length = 0;
+  SSL_get0_alpn_selected(impl_->stream.native_tls(), &data, &length);
+  return std::string(reinterpret_cast<const char*>(data), length);
 }
 
 HttpConnection::~HttpConnection() = default;
@@ -134,7 +169,7 @@ HttpResponse to_response(http::response<Body>& res) {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-net::awaitable<error_code> send_streamed(beast::tcp_stream& stream,
+net::awaitable<error_code> send_streamed(phlow::gateway::detail::ProxyStream& stream,
                                          http::request<http::empty_body>& req, bool chunked,
                                          const HttpConnection::BodySource& source,
                                          std::chrono::milliseconds timeout) {
@@ -163,7 +198,7 @@ net::awaitable<error_code> send_streamed(beast::tcp_stream& stream,
   co_return ec;
 }
 
-net::awaitable<error_code> receive_streamed(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+net::awaitable<error_code> receive_streamed(phlow::gateway::detail::ProxyStream& stream, beast::flat_buffer& buffer,
                                             http::response_parser<http::buffer_body>& parser,
                                             const HttpConnection::BodySink& sink,
                                             std::chrono::milliseconds timeout) {

@@ -36,12 +36,23 @@ struct HttpResponse {
 
 constexpr std::chrono::milliseconds default_http_timeout{10'000};
 
+// HTTPS: the server's certificate is verified against `ca_file` for `server_name`.
+struct HttpsOptions {
+  std::string ca_file;
+  std::string server_name = "localhost";
+  std::string alpn;  // offered when not empty ("http/1.1")
+};
+
 // One TCP connection to host:port, kept open across requests (keep-alive tests).
 class HttpConnection {
  public:
   // Connects now; throws on failure or timeout.
   explicit HttpConnection(std::uint16_t port, std::string host = "127.0.0.1",
                           std::chrono::milliseconds timeout = default_http_timeout);
+  // Connects and completes a TLS handshake; throws on failure (verification
+  // included) or timeout.
+  HttpConnection(std::uint16_t port, const HttpsOptions& tls, std::string host = "127.0.0.1",
+                 std::chrono::milliseconds timeout = default_http_timeout);
   ~HttpConnection();
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
@@ -78,6 +89,9 @@ class HttpConnection {
   std::string read_raw_until_close(std::chrono::milliseconds timeout);
 
   void close();
+
+  // After an HTTPS connect: the ALPN protocol the server chose ("" for none).
+  std::string alpn_selected() const;
 
  private:
   struct Impl;

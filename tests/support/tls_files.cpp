@@ -15,17 +15,17 @@ void run(const std::string& command) {
   }
 }
 
-// A key and a certificate for `cn` signed by the CA in `dir` (ca.crt, ca.key), with
-// `san` as subjectAltName.
+// A key and a certificate for `cn` signed by the CA `ca` in `dir` (ca.crt, ca.key),
+// with `san` as subjectAltName.
 void make_signed(const std::string& dir, const std::string& name, const std::string& cn,
-                 const std::string& san, const std::string& usage) {
+                 const std::string& san, const std::string& usage, const std::string& ca = "ca") {
   const std::string ext = dir + "/" + name + ".ext";
   std::ofstream(ext) << "subjectAltName=" << san << "\nextendedKeyUsage=" << usage
                      << "\nbasicConstraints=CA:FALSE\n";
   run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + dir +
       "/" + name + ".key -subj '/CN=" + cn + "' -out " + dir + "/" + name + ".csr");
-  run("openssl x509 -req -in " + dir + "/" + name + ".csr -CA " + dir + "/ca.crt -CAkey " + dir +
-      "/ca.key -CAcreateserial -days 2 -sha256 -extfile " + ext + " -out " + dir + "/" + name + ".crt");
+  run("openssl x509 -req -in " + dir + "/" + name + ".csr -CA " + dir + "/" + ca + ".crt -CAkey " + dir +
+      "/" + ca + ".key -CAcreateserial -days 2 -sha256 -extfile " + ext + " -out " + dir + "/" + name + ".crt");
 }
 
 void make_ca(const std::string& dir, const std::string& name, const std::string& cn) {
@@ -44,12 +44,15 @@ TlsFiles make() {
   make_ca(f.dir, "other-ca", "some other CA");
   make_signed(f.dir, "server", "localhost", "DNS:localhost,IP:127.0.0.1", "serverAuth");
   make_signed(f.dir, "client", "phlow-gateway", "DNS:phlow-gateway", "clientAuth");
+  make_signed(f.dir, "other-server", "localhost", "DNS:localhost,IP:127.0.0.1", "serverAuth", "other-ca");
   f.ca_cert = f.dir + "/ca.crt";
   f.other_ca_cert = f.dir + "/other-ca.crt";
   f.server_cert = f.dir + "/server.crt";
   f.server_key = f.dir + "/server.key";
   f.client_cert = f.dir + "/client.crt";
   f.client_key = f.dir + "/client.key";
+  f.other_server_cert = f.dir + "/other-server.crt";
+  f.other_server_key = f.dir + "/other-server.key";
   return f;
 }
 

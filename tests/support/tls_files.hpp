@@ -1,8 +1,9 @@
 #pragma once
 // Throwaway certificates for TLS tests, made once per test process with the `openssl`
 // command line in a temporary directory: a CA, a server certificate it signed (for
-// "localhost" and 127.0.0.1), a client certificate it signed, and a second CA that
-// signed nothing here (a wrong trust anchor). EC P-256 keys: quick to make.
+// "localhost" and 127.0.0.1), a client certificate it signed, and a second CA (a wrong
+// trust anchor for the first's certificates) with a server certificate of its own (a
+// rotated certificate). EC P-256 keys: quick to make.
 
 #include <cstdint>
 #include <string>
@@ -18,6 +19,8 @@ struct TlsFiles {
   std::string client_cert;
   std::string client_key;
   std::string other_ca_cert;
+  std::string other_server_cert;  // for localhost and 127.0.0.1, signed by the other CA
+  std::string other_server_key;
 };
 
 // Made on first use; throws std::runtime_error when openssl fails.

@@ -72,6 +72,7 @@ struct AdminSettings {
 struct Upstream {
   std::string name;
   UpstreamUrl url;
+  limiter::TlsClientOptions tls;  // upstreams.X.tls: for https:// URLs
   milliseconds connect_timeout = 2s;
   milliseconds timeout = 30s;
   std::uint32_t max_idle_connections = 64;
@@ -148,8 +149,18 @@ struct ResponseHeaders {
   bool operator==(const ResponseHeaders&) const = default;
 };
 
+// The listener's TLS (top-level `tls`): HTTPS when both files are set. Reread on
+// SIGHUP (certificate rotation).
+struct ServerTls {
+  std::string cert_file;  // PEM certificate chain
+  std::string key_file;   // its private key (PEM); never logged
+  bool enabled() const { return !cert_file.empty(); }
+  bool operator==(const ServerTls&) const = default;
+};
+
 struct Config {
   ListenAddress listen{"0.0.0.0", 8080, false};
+  ServerTls tls;
   unsigned threads = 0;  // 0 = one per core
   milliseconds shutdown_grace = 10s;
   HttpSettings http;

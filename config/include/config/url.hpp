@@ -11,19 +11,19 @@
 namespace phlow::config {
 
 struct UpstreamUrl {
-  std::string scheme = "http";
+  std::string scheme = "http";  // or "https"
   std::string host;             // name or address; IPv6 without brackets
   std::uint16_t port = 80;
   std::string base_path;        // "" or "/api" (no trailing slash): prefixed to paths
 
   // "http://host:port/base", parseable by parse_upstream_url.
   std::string to_string() const;
+  bool tls() const { return scheme == "https"; }
   bool operator==(const UpstreamUrl&) const = default;
 };
 
-// Parses http://host[:port][/base]. Returns nullopt and sets *why when given.
-// Only http is accepted: TLS to upstreams is not implemented, and silently
-// speaking plain text to an https:// URL would be worse than refusing.
+// Parses http://host[:port][/base] or https://host[:port][/base] (port 80 / 443 by
+// default). Returns nullopt and sets *why when given.
 std::optional<UpstreamUrl> parse_upstream_url(std::string_view text, std::string* why = nullptr);
 
 // The limiter's URL type: the config validates with the parser that connects.

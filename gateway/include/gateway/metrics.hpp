@@ -49,14 +49,23 @@ std::string_view to_string(StatusClass c);  // "2xx"
 
 enum class Outcome : std::uint8_t { allowed, limited, shadow_limited, skipped };
 enum class UpstreamError : std::uint8_t {
-  connect_refused, connect_timeout, timeout, reset, bad_response, truncated
+  connect_refused, connect_timeout, timeout, reset, bad_response, truncated,
+  tls  // the TLS handshake with an https upstream failed (its certificate, most often)
 };
+// Why a client's TLS handshake on the HTTPS listener failed.
+enum class TlsHandshakeError : std::uint8_t {
+  plain_http,  // a plain-HTTP request arrived on the TLS port
+  timeout,     // not done within http.header_timeout
+  failed       // anything else (no shared protocol, a bad record, the client gave up)
+};
+std::string_view to_string(TlsHandshakeError e);
 std::string_view to_string(Outcome o);
 std::string_view to_string(UpstreamError e);
 
 inline constexpr std::size_t kStatusClasses = 5;
 inline constexpr std::size_t kOutcomes = 4;
-inline constexpr std::size_t kUpstreamErrors = 6;
+inline constexpr std::size_t kUpstreamErrors = 7;
+inline constexpr std::size_t kTlsHandshakeErrors = 3;
 
 // Adds to a counter that has a single writer thread: a plain load and store instead of
 // a locked read-modify-write, since no other thread writes it.
@@ -125,6 +134,13 @@ struct alignas(64) WorkerStats {
   std::array<std::atomic<std::uint64_t>, kUpstreamErrors> upstream_errors{};
   std::array<std::atomic<std::uint64_t>, kJwtErrors> jwt_invalid{};  // by JwtError
   std::atomic<std::int64_t> client_connections{0}, upstream_connections{0};
+  std::atomic<std::int64_t> websocket_tunnels{0};  // WebSocket connections past their 101
+  // TLS handshakes completed: clients on the HTTPS listener, https upstream connections.
+  std::atomic<std::uint64_t> client_tls_handshakes{0}, upstream_tls_handshakes{0};
+  std::array<std::atomic<std::uint64_t>, kTlsHandshakeErrors> tls_handshake_errors{};
+  void count_tls_handshake_error(TlsHandshakeError e) {
+    bump(tls_handshake_errors[static_cast<std::size_t>(e)]);
+  }
 
   // The most limited identifiers (already hashed/key form, e.g. "auth:9f86d0..."): a
   // space-saving top-k (k = kTopK) behind a mutex of this worker only, taken on limited

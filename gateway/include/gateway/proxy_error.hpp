@@ -29,10 +29,11 @@ enum class ProxyError : std::uint8_t {
   upstream_timeout,          // 504: no response head within upstreams.X.timeout
   upstream_bad_response,     // 502: the response head could not be parsed
   upstream_reset,            // 502: the connection failed before a response head
+  upstream_tls,              // 502: the TLS handshake with an https upstream failed
   invalid_token,             // 401: agent_id JWT failed verification (on_invalid: reject);
                              //      sent with kInvalidTokenChallenge
 };
-inline constexpr std::size_t kProxyErrors = 15;
+inline constexpr std::size_t kProxyErrors = 16;
 
 // The header line a 401 for invalid_token carries (RFC 6750 section 3).
 inline constexpr std::string_view kInvalidTokenChallenge =

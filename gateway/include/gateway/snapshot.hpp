@@ -15,6 +15,10 @@
 #include "limiter/key_layout.hpp"
 #include "limiter/limit.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace phlow::gateway {
 
 // A config that loaded but whose snapshot cannot be built; what() names the cause.
@@ -27,8 +31,14 @@ struct Snapshot {
   // The limits as enforced (global shadow_mode applied), indexed like config->limits.
   // Descriptors point into this vector while a request holds the snapshot.
   std::vector<limiter::Limit> limits;
-  // "host:port" per upstream, indexed like config->upstreams: the pool's key.
+  // Per upstream, indexed like config->upstreams: the pool's key ("http://host:port";
+  // for https also the TLS settings, so that a reload that changes them opens new
+  // connections), and the TLS client context of an https upstream (else null).
   std::vector<std::string> upstream_keys;
+  std::vector<std::shared_ptr<boost::asio::ssl::context>> upstream_tls;
+  // The listener's TLS context when `tls` is set (else null): connections accepted
+  // after a reload use the reloaded certificate.
+  std::shared_ptr<boost::asio::ssl::context> listener_tls;
   // Metric ids (stable across reloads) and labels, indexed like config->routes/limits.
   std::vector<std::string> route_labels;  // "POST /roles", "/", "GET api.example.com/v1"
   std::vector<std::size_t> route_ids;
@@ -42,8 +52,8 @@ struct Snapshot {
   limiter::KeyLayout keys;  // redis.key_prefix: every limit key is built and split by it
   std::uint64_t generation = 0;
 
-  // Throws SnapshotError when what the config names cannot be loaded (a JWT key file
-  // that is missing or holds no usable key): startup fails, a reload keeps the old one.
+  // Throws std::runtime_error when a TLS file or a JWT key file cannot be used
+  // (SnapshotError for the latter): startup fails, a reload keeps the running config.
   Snapshot(std::shared_ptr<const config::Config> config, std::uint64_t generation,
            NameTable& route_names, NameTable& limit_names);
 };

@@ -7,21 +7,14 @@
 #include <string>
 
 #include "limiter/redis_url.hpp"
+#include "limiter/tls_client.hpp"
 
 namespace phlow::limiter {
 
 inline constexpr std::chrono::milliseconds kConnectTimeout{1000};  // connect plus handshake
 
-// TLS to Redis (rediss:// URLs): how the server's certificate is checked, and the
-// client's own certificate when the server asks for one.
-struct RedisTls {
-  std::string ca_file;      // PEM CA certificates; empty: the system trust store
-  std::string cert_file;    // client certificate chain (PEM), with key_file
-  std::string key_file;     // its private key (PEM); never logged
-  std::string server_name;  // the name verified and sent as SNI; empty: the node's host
-  bool verify = true;       // false: any certificate is accepted (logged as a warning)
-  bool operator==(const RedisTls&) const = default;
-};
+// TLS to Redis (rediss:// URLs): tls_client.hpp.
+using RedisTls = TlsClientOptions;
 
 // Why `tls` cannot be used ("ca_file: cannot load ...", a certificate without its
 // key), or "" when it can. Names files, never their contents.
