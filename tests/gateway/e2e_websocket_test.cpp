@@ -2,7 +2,7 @@
 // (/ws). The upgrade passes the route's limits, messages and large frames go both ways,
 // idle tunnels close after http.idle_timeout, SIGTERM closes them after shutdown_grace,
 // the open-tunnel gauge and the access log follow them, and an upgrade the upstream
-// declines is relayed as a normal response.
+// declines is relayed as a normal response; wss:// through the HTTPS listener.
 #include <catch2/catch.hpp>
 
 #include <csignal>
@@ -15,6 +15,7 @@
 #include "support/e2e.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
+#include "support/tls_files.hpp"
 #include "support/ws_client.hpp"
 
 using namespace phlow::test;
@@ -120,6 +121,22 @@ TEST_CASE("e2e websocket: SIGTERM closes open tunnels after shutdown_grace") {
   const auto exit_code = gateway.process().wait_exit(5s);
   INFO(gateway.process().output());
   CHECK(exit_code == std::optional<int>(0));
+}
+
+TEST_CASE("e2e websocket: wss through the HTTPS listener") {
+  DemoUpstream upstream;
+  GatewayProcess gateway(ws_gateway_yaml(upstream, "tls: { cert_file: \"" + tls_files().server_cert +
+                                                       "\", key_file: \"" + tls_files().server_key + "\" }\n"));
+  WsClient secure(gateway.port(), HttpsOptions{tls_files().ca_cert, "localhost", ""}, "/ws");
+  REQUIRE(secure.status() == 101);
+  const std::string large(1024 * 1024, 'y');
+  secure.send(large);
+  CHECK(secure.receive() == large);
+  secure.send("small");
+  CHECK(secure.receive() == "small");
+  CHECK(tunnels(gateway.admin_port()) == 1);
+  secure.close();
+  CHECK(wait_until([&] { return tunnels(gateway.admin_port()) == 0; }, 2s));
 }
 
 TEST_CASE("e2e websocket: an upgrade the upstream declines is relayed as a normal response") {

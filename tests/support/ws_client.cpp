@@ -7,6 +7,26 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <openssl/ssl.h>
+
+#include "proxy_stream.hpp"  // the gateway's plain-or-TLS stream, as the WebSocket's next layer
+
+// What Beast's WebSocket needs of its next layer to close it (found by ADL).
+namespace phlow::gateway::detail {
+
+void teardown(boost::beast::role_type, ProxyStream& stream, boost::system::error_code& ec) {
+  stream.socket().close(ec);
+}
+
+template <class Handler>
+void async_teardown(boost::beast::role_type, ProxyStream& stream, Handler&& handler) {
+  boost::system::error_code ec;
+  stream.socket().close(ec);
+  boost::asio::post(stream.get_executor(),
+                    [h = std::forward<Handler>(handler), ec]() mutable { std::move(h)(ec); });
+}
+
+}  // namespace phlow::gateway::detail
 
 namespace phlow::test {
 
@@ -17,7 +37,8 @@ using boost::system::error_code;
 
 struct WsClient::Impl {
   net::io_context ioc;
-  websocket::stream<beast::tcp_stream> ws{ioc};
+  websocket::stream<phlow::gateway::detail::ProxyStream> ws{ioc.get_executor()};
+  std::unique_ptr<net::ssl::context> tls_context;
   websocket::response_type answer;
   std::chrono::milliseconds timeout{};
 
@@ -34,7 +55,7 @@ struct WsClient::Impl {
     ioc.restart();
     ioc.run_for(limit);
     if (!done) {
-      beast::get_lowest_layer(ws).close();
+      ws.next_layer().socket().close();
       ioc.restart();
       ioc.run();
       throw std::runtime_error("websocket " + what + " timed out after " + std::to_string(limit.count()) + " ms");
@@ -47,17 +68,47 @@ WsClient::WsClient(std::uint16_t port, std::string target, const HeaderList& hea
                    std::chrono::milliseconds timeout)
     : impl_(std::make_unique<Impl>()) {
   impl_->timeout = timeout;
+  connect(port);
+  upgrade(target, headers);
+}
+
+WsClient::WsClient(std::uint16_t port, const HttpsOptions& tls, std::string target,
+                   std::chrono::milliseconds timeout)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->timeout = timeout;
+  connect(port);
+  impl_->tls_context = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  impl_->tls_context->load_verify_file(tls.ca_file);
+  SSL* ssl = SSL_new(impl_->tls_context->native_handle());
+  auto& stream = impl_->ws.next_layer();
+  stream.start_tls(ssl);
+  SSL_set_tlsext_host_name(ssl, tls.server_name.c_str());
+  SSL_set1_host(ssl, tls.server_name.c_str());
+  SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
+  if (auto ec = impl_->run("TLS handshake", timeout, [&](auto handler) {
+        stream.tls().next_layer().async_handshake(net::ssl::stream_base::client,
+                                                  [handler](error_code e) { handler(e); });
+      })) {
+    throw std::runtime_error("websocket TLS handshake failed: " + ec.message());
+  }
+  upgrade(target, {});
+}
+
+void WsClient::connect(std::uint16_t port) {
   impl_->ws.read_message_max(64 * 1024 * 1024);
   const net::ip::tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), port);
-  if (auto ec = impl_->run("connect", timeout, [&](auto handler) {
-        beast::get_lowest_layer(impl_->ws).async_connect(endpoint, [handler](error_code e) { handler(e); });
+  if (auto ec = impl_->run("connect", impl_->timeout, [&](auto handler) {
+        impl_->ws.next_layer().next_layer().async_connect(endpoint, [handler](error_code e) { handler(e); });
       })) {
     throw std::runtime_error("websocket connect failed: " + ec.message());
   }
+}
+
+void WsClient::upgrade(const std::string& target, const HeaderList& headers) {
   impl_->ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
     for (const auto& [name, value] : headers) req.set(name, value);
   }));
-  const error_code ec = impl_->run("handshake", timeout, [&](auto handler) {
+  const error_code ec = impl_->run("handshake", impl_->timeout, [&](auto handler) {
     impl_->ws.async_handshake(impl_->answer, "localhost", target, [handler](error_code e) { handler(e); });
   });
   if (ec && impl_->answer.result_int() == 0) throw std::runtime_error("websocket handshake failed: " + ec.message());

@@ -19,6 +19,9 @@ class WsClient {
   // Does not throw when the server declines: status() then says how.
   WsClient(std::uint16_t port, std::string target, const HeaderList& headers = {},
            std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+  // wss://: a TLS handshake (verifying as `tls` says) before the upgrade.
+  WsClient(std::uint16_t port, const HttpsOptions& tls, std::string target,
+           std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
   ~WsClient();
   WsClient(const WsClient&) = delete;
   WsClient& operator=(const WsClient&) = delete;
@@ -37,6 +40,8 @@ class WsClient {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  void connect(std::uint16_t port);
+  void upgrade(const std::string& target, const HeaderList& headers);
 };
 
 }  // namespace phlow::test
