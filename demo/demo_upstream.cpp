@@ -9,6 +9,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <nlohmann/json.hpp>
 #include <sys/socket.h>
 
@@ -324,12 +325,35 @@ net::awaitable<bool> handle_echo(Exchange& ex) {
   co_return ex.request().keep_alive();
 }
 
+// /ws: a WebSocket echo (each message back as it came, text or binary) until the
+// client closes. Other paths answer an upgrade request like any request.
+net::awaitable<bool> handle_websocket(Exchange& ex) {
+  namespace websocket = beast::websocket;
+  if (!websocket::is_upgrade(ex.request())) co_return co_await send_text(ex, http::status::ok, describe(ex));
+  ex.stream.expires_never();  // the WebSocket's own timeouts (none) from here
+  websocket::stream<beast::tcp_stream&> ws(ex.stream);
+  ws.read_message_max(64 * 1024 * 1024);
+  auto [ec] = co_await ws.async_accept(ex.request(), tuple_awaitable);
+  if (ec) co_return false;
+  beast::flat_buffer message;
+  for (;;) {
+    auto [rec, n] = co_await ws.async_read(message, tuple_awaitable);
+    if (rec) break;
+    ws.text(ws.got_text());
+    auto [wec, wn] = co_await ws.async_write(message.data(), tuple_awaitable);
+    if (wec) break;
+    message.consume(message.size());
+  }
+  co_return false;
+}
+
 // Answers one request whose head has been read. Returns whether the connection may
 // serve another request.
 net::awaitable<bool> dispatch(Exchange& ex) {
   const std::string_view path = path_of(ex.request().target());
   if (path == "/echo") co_return co_await handle_echo(ex);
   if (path == "/headers") co_return co_await handle_headers(ex);
+  if (path == "/ws") co_return co_await handle_websocket(ex);
   if (path.starts_with("/status/")) co_return co_await handle_status(ex, path.substr(8));
   if (path == "/slow") co_return co_await handle_slow(ex);
   if (path == "/drip") co_return co_await handle_drip(ex);

@@ -119,7 +119,21 @@ void append_upstream_request_head(std::string& out, const http::request_header<F
   out += how.client_tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n";
   if (!how.request_id.empty()) append_field(out, "X-Request-Id", how.request_id);
   append_framing(out, how.framing);
+  if (!how.upgrade.empty()) {
+    out += "Connection: Upgrade\r\n";
+    append_field(out, "Upgrade", how.upgrade);
+  }
   out += "\r\n";
+}
+
+bool is_websocket_upgrade(const http::request_header<Fields>& req) {
+  if (req.method() != http::verb::get || !beast::iequals(req[http::field::upgrade], "websocket")) {
+    return false;
+  }
+  for (auto [it, end] = req.equal_range(http::field::connection); it != end; ++it) {
+    if (http::token_list(it->value()).exists("upgrade")) return true;
+  }
+  return false;
 }
 
 void append_client_response_head(std::string& out, const http::response_header<Fields>& res,
@@ -141,8 +155,13 @@ void append_client_response_head(std::string& out, const http::response_header<F
     append_field(out, name, field.value());
   }
   out.append(how.extra_lines);
-  append_framing(out, how.framing);
-  append_connection(out, how.keep_alive, how.client_http10);
+  if (how.upgrade) {
+    out += "Connection: Upgrade\r\n";
+    append_field(out, "Upgrade", res[http::field::upgrade]);
+  } else {
+    append_framing(out, how.framing);
+    append_connection(out, how.keep_alive, how.client_http10);
+  }
   out += "\r\n";
 }
 

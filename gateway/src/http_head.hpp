@@ -37,6 +37,9 @@ struct UpstreamRequestHead {
   std::string_view request_id;  // written as X-Request-Id unless empty (the client sent one)
   Framing framing;
   bool client_tls = false;  // X-Forwarded-Proto: https (else http)
+  // A WebSocket upgrade: "Upgrade: <this>" and "Connection: Upgrade" go upstream (they
+  // are hop-by-hop, so the gateway asks for the upgrade itself). Empty: none.
+  std::string_view upgrade;
 };
 
 // Appends the request head to send upstream for `req`: its fields minus the hop-by-hop
@@ -56,6 +59,9 @@ struct ClientResponseHead {
   Framing framing;
   bool keep_alive = true;
   bool client_http10 = false;  // an HTTP/1.0 client needs keep-alive said explicitly
+  // A 101 to a WebSocket upgrade: the upstream's Upgrade and "Connection: Upgrade" are
+  // passed on, and no framing or keep-alive is said (the connection becomes a tunnel).
+  bool upgrade = false;
 };
 
 // Appends the response head to send to the client for the upstream's `res`.
@@ -67,6 +73,10 @@ void append_client_response_head(std::string& out,
 // `content_length` bytes of JSON.
 void append_own_response_head(std::string& out, unsigned status, std::string_view extra_lines,
                               std::size_t content_length, bool keep_alive, bool client_http10);
+
+// Whether `req` asks to become a WebSocket (RFC 6455 4.1): GET, "Upgrade: websocket",
+// "upgrade" among the Connection tokens.
+bool is_websocket_upgrade(const boost::beast::http::request_header<Fields>& req);
 
 // "Name: value\r\n"
 void append_field(std::string& out, std::string_view name, std::string_view value);

@@ -240,6 +240,7 @@ RequestView Session::view_of(const Request& req) const {
 const config::Route* Session::route_request(const Request& req) {
   const config::Config& cfg = *snapshot_->config;
   client_http10_ = req.version() < 11;
+  websocket_ = is_websocket_upgrade(req);
   keep_alive_ = req.keep_alive() && !worker_.server().draining();
   lowercase_host(req[http::field::host], host_);
   fields_source_.reset(req);

@@ -129,6 +129,7 @@ class Session {
                                                    ConcurrentExchange& exchange);
   net::awaitable<void> receive_response(UpstreamPool::Stream& upstream, const config::Upstream& up,
                                         bool keep_alive, bool head, ConcurrentExchange& exchange);
+  net::awaitable<bool> run_tunnel(ResponseParser& response, UpstreamPool::Stream& upstream);
   net::awaitable<ResponseRelay> relay_response(ResponseParser& response, UpstreamPool::Stream& upstream,
                                                const config::Upstream& up, bool keep_alive, bool head);
 
@@ -156,6 +157,7 @@ class Session {
   std::string request_id_;         // the client's X-Request-Id, or one made up
   bool request_id_generated_ = false;
   bool client_http10_ = false;
+  bool websocket_ = false;         // the request asks for a WebSocket upgrade
   // The fields of this request's messages; released when the next request starts.
   alignas(std::max_align_t) std::array<std::byte, 2048> arena_buffer_;
   std::pmr::monotonic_buffer_resource arena_{arena_buffer_.data(), arena_buffer_.size()};

@@ -8,6 +8,7 @@
 
 #include "gateway/server.hpp"
 #include "session_impl.hpp"
+#include "tunnel.hpp"
 
 namespace phlow::gateway::detail {
 
@@ -100,6 +101,9 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
                                                       : ProxyError::upstream_reset);
       co_return false;
     }
+    if (websocket_ && response.get().result() == http::status::switching_protocols) {
+      co_return co_await run_tunnel(response, upstream);  // the upstream connection ends with it
+    }
     const ResponseRelay relayed = co_await relay_response(response, upstream, up, keep_alive, head);
     if (!relayed.ok) co_return false;  // the client saw a cut response: close to say so
     if (relayed.upstream_reusable) worker_.upstreams().release(up, pool_key, std::move(lease.stream));
@@ -111,7 +115,8 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
 void Session::write_request_head(const RequestParser& parser, const config::Upstream& up) {
   detail::UpstreamRequestHead how{up.url.base_path, peer_ip_,
                                   request_id_generated_ ? std::string_view(request_id_) : std::string_view(),
-                                  {parser.chunked(), std::nullopt}, client_.is_tls()};
+                                  {parser.chunked(), std::nullopt}, client_.is_tls(),
+                                  websocket_ ? std::string_view(parser.get()[http::field::upgrade]) : std::string_view()};
   if (parser.content_length()) how.framing.length = *parser.content_length();
   request_head_.clear();
   detail::append_upstream_request_head(request_head_, parser.get(), how);
@@ -231,6 +236,32 @@ net::awaitable<void> Session::receive_response(UpstreamPool::Stream& upstream,
   const ResponseRelay relayed = co_await relay_response(response, upstream, up, keep_alive, head);
   exchange.response_ok = relayed.ok;
   exchange.upstream_reusable = relayed.upstream_reusable;
+}
+
+// The upstream accepted a WebSocket upgrade: its 101 goes to the client, then both
+// connections carry the tunnel until either side closes or http.idle_timeout passes
+// with no byte either way. The request's log line is written when it closes.
+net::awaitable<bool> Session::run_tunnel(ResponseParser& response, UpstreamPool::Stream& upstream) {
+  detail::ClientResponseHead how;
+  how.extra_lines = filter_.header_lines();
+  how.extra_names = filter_.header_names();
+  how.upgrade = true;
+  response_head_.clear();
+  detail::append_client_response_head(response_head_, response.get(), how);
+  count_response(response.get().result_int());
+  const auto idle_timeout = snapshot_->config->http.idle_timeout;
+  const error_code wec = co_await detail::write_piece(client_, response_head_, nullptr, 0, false, false, idle_timeout);
+  if (wec) co_return false;
+  auto& tunnels = worker_.stats().websocket_tunnels;
+  tunnels.fetch_add(1, std::memory_order_relaxed);
+  const RelayChunk up(worker_);
+  const RelayChunk down(worker_);
+  const TunnelResult moved = co_await detail::tunnel(client_, buffer_, upstream, upstream_buffer_, idle_timeout,
+                                                     up.span(), down.span());
+  tunnels.fetch_sub(1, std::memory_order_relaxed);
+  record_.bytes_in += moved.to_upstream;
+  record_.bytes_out += moved.to_client;
+  co_return false;
 }
 
 // Relays the response whose head `response` has read. The caller decides about the

@@ -60,6 +60,7 @@ void Worker::run() {
 Worker::~Worker() {
   stop();
   join();
+  io_.shutdown();  // the thread is gone: destroys what is still suspended (see worker.hpp)
 }
 
 void Worker::start(tcp::acceptor acceptor) {

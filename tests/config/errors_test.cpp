@@ -265,7 +265,7 @@ TEST_CASE("several errors are collected in one pass, in file order") {
   CHECK(rendered(result) ==
         Lines{"test.yaml:1: listen: invalid listen address \"nowhere\": expected HOST:PORT",
               "test.yaml:3: upstreams.agent.url: invalid upstream URL \"ftp://x\": expected "
-              "http://host:port[/base] (only http:// is supported)",
+              "http://host:port[/base] or https://host:port[/base]",
               "test.yaml:5: limits.auth.requests: expected an integer >= 1, got the number -1",
               "test.yaml:8: routes[0].limits[1]: unknown limit \"role\" (defined limits: auth)",
               "test.yaml:9: shadow_mode: expected true or false, got \"maybe\""});

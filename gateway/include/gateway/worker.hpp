@@ -88,9 +88,17 @@ class Worker {
   static boost::asio::awaitable<void> reject_over_capacity(boost::asio::ip::tcp::socket socket);
 
   Server& server_;
+  // An io_context whose services the worker shuts down itself: that destroys the
+  // coroutines still suspended (a tunnel or a relay cut by the end of the grace) while
+  // the members their frames use (relay chunks, stats, the pool) are alive; the
+  // io_context's own destructor runs after those members are gone.
+  struct IoContext : boost::asio::io_context {
+    using boost::asio::io_context::io_context;
+    using boost::asio::execution_context::shutdown;
+  };
   // Only this worker's thread touches its sockets and timers (other threads post), so
   // the reactor's per-descriptor locking is off; posting from other threads stays safe.
-  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  IoContext io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Keeps io_.run() going until stop(), also before there is anything to do.
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
       boost::asio::make_work_guard(io_);
