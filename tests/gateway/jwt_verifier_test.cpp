@@ -17,6 +17,7 @@
 #include "gateway/jwt_verifier.hpp"
 #include "support/base64url.hpp"
 #include "support/jwt_tokens.hpp"
+#include "support/tls_files.hpp"
 
 using namespace phlow::gateway;
 using phlow::config::JwtSettings;
@@ -391,6 +392,16 @@ TEST_CASE("jwt: load reads the PEM or JWKS file and a PEM certificate works too"
   verifier = JwtVerifier::load(jwks, error);
   REQUIRE(verifier != nullptr);
   CHECK(verify(*verifier, pk_jwt("RS256", rsa_key(), claims("b"), {{"kid", "k1"}})) == "b");
+  // A certificate (what a provider may publish instead of a bare key): its public key.
+  const phlow::test::TlsFiles& tls = phlow::test::tls_files();  // EC P-256, made by openssl
+  JwtSettings cert;
+  cert.public_key_file = tls.server_cert;
+  verifier = JwtVerifier::load(cert, error);
+  INFO(error);
+  REQUIRE(verifier != nullptr);
+  const JwtKey server_key = JwtKey::from_private_pem_file(tls.server_key, "P-256");
+  CHECK(verify(*verifier, pk_jwt("ES256", server_key, claims("c"))) == "c");
+  CHECK(verify(*verifier, pk_jwt("ES256", p256_key(), claims("c"))) == "invalid:bad_signature");
   std::remove(settings.public_key_file.c_str());
   std::remove(jwks.jwks_file.c_str());
   rmdir(dir.c_str());

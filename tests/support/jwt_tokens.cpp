@@ -54,6 +54,16 @@ JwtKey JwtKey::ec(std::string_view curve) {
   return key;
 }
 
+JwtKey JwtKey::from_private_pem_file(const std::string& path, std::string_view curve) {
+  JwtKey key;
+  key.curve_ = curve;
+  BIO* bio = BIO_new_file(path.c_str(), "r");
+  if (bio != nullptr) key.key_.reset(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr));
+  BIO_free(bio);
+  if (!key.key_) throw std::runtime_error("test: cannot read private key " + path);
+  return key;
+}
+
 std::string JwtKey::public_pem() const {
   BIO* bio = BIO_new(BIO_s_mem());
   PEM_write_bio_PUBKEY(bio, key_.get());

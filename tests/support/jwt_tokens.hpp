@@ -21,6 +21,9 @@ class JwtKey {
  public:
   static JwtKey rsa(int bits = 2048);
   static JwtKey ec(std::string_view curve);  // "P-256" or "P-384"
+  // The private key of a PEM file (e.g. a TLS key from tls_files()), of `curve` when
+  // it is an EC key ("" for RSA).
+  static JwtKey from_private_pem_file(const std::string& path, std::string_view curve);
 
   // SubjectPublicKeyInfo PEM ("BEGIN PUBLIC KEY").
   std::string public_pem() const;
