@@ -24,14 +24,7 @@ void read_upstream(ObjectReader& reader, const std::string& name, std::vector<Up
   } else if (!reader.has("url")) {
     reader.diagnostics().error(reader.path(), "missing url (such as http://127.0.0.1:8000)");
   }
-  const bool has_tls = reader.has("tls");
-  ObjectReader tls = reader.object("tls");
-  upstream.tls.ca_file = tls.string("ca_file", upstream.tls.ca_file);
-  upstream.tls.cert_file = tls.string("cert_file", upstream.tls.cert_file);
-  upstream.tls.key_file = tls.string("key_file", upstream.tls.key_file);
-  upstream.tls.server_name = tls.string("server_name", upstream.tls.server_name);
-  upstream.tls.verify = tls.boolean("verify", upstream.tls.verify);
-  tls.finish();
+  const bool has_tls = read_tls_client(reader, upstream.tls);
   if (has_tls && !upstream.url.tls()) {
     reader.diagnostics().error(reader.path().key("tls"), "tls needs an https:// url");
   } else if (upstream.url.tls()) {

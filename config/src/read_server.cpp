@@ -70,18 +70,23 @@ void read_logging(ObjectReader& top, Config& out) {
   }
 }
 
+bool read_tls_client(ObjectReader& parent, limiter::TlsClientOptions& out) {
+  const bool present = parent.has("tls");
+  ObjectReader tls = parent.object("tls");
+  out.ca_file = tls.string("ca_file", out.ca_file);
+  out.cert_file = tls.string("cert_file", out.cert_file);
+  out.key_file = tls.string("key_file", out.key_file);
+  out.server_name = tls.string("server_name", out.server_name);
+  out.verify = tls.boolean("verify", out.verify);
+  tls.finish();
+  return present;
+}
+
 void read_redis(ObjectReader& top, const Env& env, RedisSettings& out) {
   ObjectReader redis = top.object("redis");
   out.url = redis.string("url", out.url);
   if (out.url.empty() && env) out.url = env("REDIS_URL").value_or("");
-  const bool has_tls = redis.has("tls");
-  ObjectReader tls = redis.object("tls");
-  out.tls.ca_file = tls.string("ca_file", out.tls.ca_file);
-  out.tls.cert_file = tls.string("cert_file", out.tls.cert_file);
-  out.tls.key_file = tls.string("key_file", out.tls.key_file);
-  out.tls.server_name = tls.string("server_name", out.tls.server_name);
-  out.tls.verify = tls.boolean("verify", out.tls.verify);
-  tls.finish();
+  const bool has_tls = read_tls_client(redis, out.tls);
   out.sentinel_password = redis.string("sentinel_password", out.sentinel_password);
   if (!out.url.empty()) {
     std::string why;

@@ -28,6 +28,10 @@ std::vector<LimitSpec> default_limits();
 // One route "/" to upstream 0 applying `auth` (limit 0 of default_limits()).
 Route default_route(const Config& config);
 
+// Reads the TLS client settings at `tls` of `parent` (redis.tls, upstreams.X.tls) into
+// `out`; returns whether the key is present.
+bool read_tls_client(ObjectReader& parent, limiter::TlsClientOptions& out);
+
 // Reads a listen address at `key`; reports and returns `fallback` when invalid.
 ListenAddress read_listen(ObjectReader& reader, std::string_view key, ListenAddress fallback);
 
