@@ -250,10 +250,15 @@ net::awaitable<bool> Session::run_tunnel(ResponseParser& response, UpstreamPool:
   detail::append_client_response_head(response_head_, response.get(), how);
   count_response(response.get().result_int());
   const auto idle_timeout = snapshot_->config->http.idle_timeout;
-  const error_code wec = co_await detail::write_piece(client_, response_head_, nullptr, 0, false, false, idle_timeout);
-  if (wec) co_return false;
+  // Counted before the 101 goes out: a client that has its 101 finds the tunnel in
+  // /metrics.
   auto& tunnels = worker_.stats().websocket_tunnels;
   tunnels.fetch_add(1, std::memory_order_relaxed);
+  const error_code wec = co_await detail::write_piece(client_, response_head_, nullptr, 0, false, false, idle_timeout);
+  if (wec) {
+    tunnels.fetch_sub(1, std::memory_order_relaxed);
+    co_return false;
+  }
   const RelayChunk up(worker_);
   const RelayChunk down(worker_);
   const TunnelResult moved = co_await detail::tunnel(client_, buffer_, upstream, upstream_buffer_, idle_timeout,
