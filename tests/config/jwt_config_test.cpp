@@ -12,13 +12,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const Config& require_ok(const LoadResult& result) {
-  INFO(format_errors(result.errors));
-  REQUIRE(result.ok());
-  REQUIRE(result.errors.empty());
-  return *result.config;
-}
-
 std::vector<std::string> errors_of(const std::string& agent_id_yaml, const Env& env = fake_env()) {
   auto result = load_yaml(kMinimalYaml + "identifiers:\n  agent_id:\n" + agent_id_yaml, env);
   CHECK_FALSE(result.ok());

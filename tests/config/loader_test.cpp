@@ -7,17 +7,6 @@ using namespace phlow::config;
 using namespace phlow::config::test;
 using std::chrono::milliseconds;
 
-namespace {
-
-const Config& require_ok(const LoadResult& result) {
-  INFO(format_errors(result.errors));
-  REQUIRE(result.ok());
-  REQUIRE(result.errors.empty());
-  return *result.config;
-}
-
-}  // namespace
-
 TEST_CASE("a minimal file gets every documented default") {
   auto result = load_yaml(kMinimalYaml);
   const Config& c = require_ok(result);

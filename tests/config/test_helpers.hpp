@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the config tests: load a snippet with a fake environment.
 
+#include <catch2/catch.hpp>
 #include <map>
 #include <string>
 
@@ -23,6 +24,14 @@ inline const std::string kMinimalYaml =
 
 inline LoadResult load_yaml(const std::string& text, const Env& env = fake_env()) {
   return load_config_string(text, Format::yaml, "test.yaml", env);
+}
+
+// The config of a load that must succeed (its errors shown when it does not).
+inline const Config& require_ok(const LoadResult& result) {
+  INFO(format_errors(result.errors));
+  REQUIRE(result.ok());
+  REQUIRE(result.errors.empty());
+  return *result.config;
 }
 
 inline LoadResult load_json(const std::string& text, const Env& env = fake_env()) {
