@@ -12,7 +12,6 @@
 #include "gateway/build_info.hpp"
 #include "gateway/server.hpp"
 #include "gateway/snapshot.hpp"
-#include "gateway/tls_server.hpp"
 
 namespace {
 
@@ -110,16 +109,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (options.check) {
-    // What only loading the files shows (a certificate without its key).
-    if (loaded.config->tls.enabled()) {
-      std::string why;
-      if (!phlow::gateway::make_tls_server_context(loaded.config->tls, why)) {
-        std::fprintf(stderr, "tls: %s\n", why.c_str());
-        return 1;
-      }
-    }
-    // Also what the running gateway loads beside the config (the JWT key files, the
-    // upstreams' TLS files), so that --check before a SIGHUP catches a bad file too.
+    // What the running gateway loads beside the config (the listener's certificate and
+    // key, the upstreams' TLS files, the JWT key files), so that --check before a
+    // SIGHUP catches a bad file too.
     try {
       phlow::gateway::NameTable routes, limits;
       phlow::gateway::Snapshot snapshot(loaded.config, 0, routes, limits);

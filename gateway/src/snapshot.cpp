@@ -1,7 +1,6 @@
 #include "gateway/snapshot.hpp"
 
 #include <boost/asio/ssl/context.hpp>
-#include <stdexcept>
 
 #include "gateway/tls_server.hpp"
 #include "limiter/tls_client.hpp"
@@ -54,7 +53,7 @@ Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t gen,
              (t.verify ? "verify" : "no-verify");
       std::string why;
       tls = limiter::make_tls_client_context(t, why);
-      if (!tls) throw std::runtime_error("upstreams." + upstream.name + ".tls: " + why);
+      if (!tls) throw SnapshotError("upstreams." + upstream.name + ".tls: " + why);
     }
     upstream_keys.push_back(std::move(key));
     upstream_tls.push_back(std::move(tls));
@@ -62,7 +61,7 @@ Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t gen,
   if (config->tls.enabled()) {
     std::string why;
     listener_tls = make_tls_server_context(config->tls, why);
-    if (!listener_tls) throw std::runtime_error("tls: " + why);
+    if (!listener_tls) throw SnapshotError("tls: " + why);
   }
   for (const auto& route : config->routes) {
     route_labels.push_back(route_label(route));

@@ -52,8 +52,8 @@ struct Snapshot {
   limiter::KeyLayout keys;  // redis.key_prefix: every limit key is built and split by it
   std::uint64_t generation = 0;
 
-  // Throws std::runtime_error when a TLS file or a JWT key file cannot be used
-  // (SnapshotError for the latter): startup fails, a reload keeps the running config.
+  // Throws SnapshotError when a TLS file or a JWT key file cannot be used: startup
+  // fails, a reload keeps the running config, --check reports it.
   Snapshot(std::shared_ptr<const config::Config> config, std::uint64_t generation,
            NameTable& route_names, NameTable& limit_names);
 };
