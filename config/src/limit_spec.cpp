@@ -37,6 +37,12 @@ std::optional<IdentifierKey> parse_identifier_key(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<std::string> parse_header_source(std::string_view text) {
+  constexpr std::string_view kHeader = "header:";
+  if (!text.starts_with(kHeader) || !is_header_name(text.substr(kHeader.size()))) return std::nullopt;
+  return std::string(text.substr(kHeader.size()));
+}
+
 std::string IdentifierKey::to_string() const {
   if (kind == IdentifierKind::header) return "header:" + header_name;
   for (const auto& [name, k] : kKinds) {
@@ -51,7 +57,8 @@ bool LimitSpec::operator==(const LimitSpec& other) const {
   const auto& b = other.limit;
   return a.name == b.name && a.requests == b.requests && a.window_ms == b.window_ms &&
          a.algorithm == b.algorithm && a.burst == b.burst && a.shadow == b.shadow &&
-         key == other.key;
+         a.weighted == b.weighted && key == other.key && cost_header == other.cost_header &&
+         response_cost_header == other.response_cost_header;
 }
 
 }  // namespace phlow::config

@@ -63,6 +63,17 @@ limiter::Algorithm read_algorithm(ObjectReader& reader) {
   return limiter::Algorithm::sliding_log;
 }
 
+// `cost` / `cost_from_response`: "header:NAME" into NAME, else an error naming the key.
+std::string read_header_source(ObjectReader& reader, std::string_view key) {
+  auto text = reader.optional_string(key);
+  if (!text) return {};
+  if (auto name = parse_header_source(*text)) return *name;
+  reader.diagnostics().error(reader.path().key(key),
+                             "expected header:NAME (the request or response header holding a "
+                             "whole number of units), got \"" + *text + "\"");
+  return {};
+}
+
 // Reads one limit. A limit with errors is still added, so that routes naming it are
 // not also reported as referring to an undefined limit.
 void read_limit(ObjectReader& reader, const std::string& name, std::vector<LimitSpec>& out) {
@@ -77,6 +88,9 @@ void read_limit(ObjectReader& reader, const std::string& name, std::vector<Limit
   spec.limit.algorithm = read_algorithm(reader);
   spec.limit.burst = reader.integer("burst", 0, 1, kMax);
   spec.limit.shadow = reader.boolean("shadow", false);
+  spec.cost_header = read_header_source(reader, "cost");
+  spec.response_cost_header = read_header_source(reader, "cost_from_response");
+  spec.limit.weighted = !spec.cost_header.empty() || !spec.response_cost_header.empty();
   reader.finish();
   if (reader.diagnostics().count() == errors_before) {
     // The limiter's own checks (bounds, burst only for token_bucket): one source of truth.

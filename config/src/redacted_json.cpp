@@ -25,6 +25,8 @@ json limit_json(const LimitSpec& spec) {
               {"algorithm", std::string(limiter::to_string(l.algorithm))},
               {"shadow", l.shadow}};
   if (l.burst > 0) out["burst"] = l.burst;
+  if (!spec.cost_header.empty()) out["cost"] = "header:" + spec.cost_header;
+  if (!spec.response_cost_header.empty()) out["cost_from_response"] = "header:" + spec.response_cost_header;
   return out;
 }
 

@@ -16,6 +16,10 @@ std::string describe_limit(const LimitSpec& spec) {
     out += " (burst " + std::to_string(l.effective_burst()) + ")";
   }
   out += ", key " + spec.key.to_string();
+  if (!spec.cost_header.empty()) out += ", cost from request header " + spec.cost_header;
+  if (!spec.response_cost_header.empty()) {
+    out += ", plus cost from response header " + spec.response_cost_header;
+  }
   if (l.shadow) out += ", shadow";
   return out;
 }

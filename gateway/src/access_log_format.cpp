@@ -179,6 +179,14 @@ void format_access_record(const AccessRecord& r, std::string& out) {
   field(out, ",\"decision\":", r.decision);
   field(out, ",\"limit\":", r.limit);
   field(out, ",\"identifier\":", r.identifier);
+  if (r.cost != 0) {
+    out += ",\"cost\":";
+    append_integer(out, r.cost);
+  }
+  if (r.response_cost != 0) {
+    out += ",\"response_cost\":";
+    append_integer(out, r.response_cost);
+  }
   out += "}\n";
 }
 

@@ -181,7 +181,7 @@ net::awaitable<Reply> AdminServer::Connection::inspect(const Snapshot& snap, std
   if (redis != nullptr && redis->ready()) {
     auto [ec, decision] = co_await net::async_initiate<decltype(use_tuple),
                                                        void(error_code, limiter::Decision)>(
-        [&](auto handler) { redis->async_check(std::span(&d, 1), false, std::move(handler)); },
+        [&](auto handler) { redis->async_check(std::span(&d, 1), limiter::CheckMode::peek, std::move(handler)); },
         use_tuple);
     if (!ec) {
       r = decision.results[0];

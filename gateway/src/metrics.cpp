@@ -44,6 +44,8 @@ std::string_view to_string(Outcome o) {
   return names[static_cast<std::size_t>(o)];
 }
 
+std::string_view to_string(UnitSource s) { return s == UnitSource::request ? "request" : "response"; }
+
 std::string_view to_string(UpstreamError e) {
   static constexpr std::array<std::string_view, kUpstreamErrors> names{
       "connect_refused", "connect_timeout", "timeout", "reset", "bad_response", "truncated", "tls"};
@@ -88,6 +90,10 @@ void WorkerStats::count_request(std::size_t route_id, int status) {
 
 void WorkerStats::count_decision(std::size_t limit_id, Outcome outcome) {
   bump(decisions[std::min(limit_id, kOtherId)][static_cast<std::size_t>(outcome)]);
+}
+
+void WorkerStats::count_units(std::size_t limit_id, UnitSource source, std::int64_t n) {
+  if (n > 0) bump(units[std::min(limit_id, kOtherId)][static_cast<std::size_t>(source)], static_cast<std::uint64_t>(n));
 }
 
 // Space-saving (Metwally et al.): a new key evicts the current minimum and inherits its

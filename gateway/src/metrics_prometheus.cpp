@@ -99,6 +99,23 @@ void decisions(std::string& out, const Totals& t, const std::vector<NameGroup>& 
   }
 }
 
+void units(std::string& out, const Totals& t, const std::vector<NameGroup>& limits) {
+  family(out, "limit_units_total", "counter",
+         "Units consumed in limits with a cost, by limit and source (request cost, response usage).");
+  for (const NameGroup& limit : limits) {
+    const auto row = detail::sum_rows(t.units, limit);
+    for (std::size_t s = 0; s < kUnitSources; ++s) {
+      if (row[s] == 0) continue;
+      sample(out, "limit_units_total",
+             {{"limit", limit.name}, {"source", to_string(static_cast<UnitSource>(s))}}, row[s]);
+    }
+  }
+  family(out, "cost_errors_total", "counter",
+         "Cost headers that were not whole numbers: requests (answered 400 BAD_COST), responses (ignored).");
+  sample(out, "cost_errors_total", {{"side", "request"}}, t.cost_errors[0]);
+  sample(out, "cost_errors_total", {{"side", "response"}}, t.cost_errors[1]);
+}
+
 template <typename Kind, std::size_t N>
 void errors(std::string& out, std::string_view name, std::string_view help,
             const std::array<std::uint64_t, N>& counts) {
@@ -197,7 +214,9 @@ std::string render_prometheus(const std::vector<const WorkerStats*>& workers,
   std::string out;
   out.reserve(8192);
   requests(out, totals, detail::group_names(routes));
-  decisions(out, totals, detail::group_names(limits));
+  const auto limit_names = detail::group_names(limits);
+  decisions(out, totals, limit_names);
+  units(out, totals, limit_names);
   redis(out, totals, global);
   upstream(out, totals);
   jwt(out, totals);

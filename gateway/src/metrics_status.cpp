@@ -40,6 +40,9 @@ json limits_json(const Totals& t, const std::vector<NameGroup>& limits) {
     json outcomes = json::object();
     for (std::size_t o = 0; o < kOutcomes; ++o)
       outcomes[std::string(to_string(static_cast<Outcome>(o)))] = row[o];
+    const auto units = detail::sum_rows(t.units, limit);
+    outcomes["units_request"] = units[0];
+    outcomes["units_response"] = units[1];
     out[limit.name] = std::move(outcomes);
   }
   return out;

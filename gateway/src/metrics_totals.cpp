@@ -25,6 +25,8 @@ Totals sum_workers(const std::vector<const WorkerStats*>& workers) {
     add_rows(t.requests, w->requests);
     add_rows(t.rate_limited, w->rate_limited);
     add_rows(t.decisions, w->decisions);
+    add_rows(t.units, w->units);
+    for (std::size_t i = 0; i < t.cost_errors.size(); ++i) t.cost_errors[i] += load(w->cost_errors[i]);
     t.redis_check += w->redis_check.snapshot();
     t.upstream += w->upstream.snapshot();
     for (std::size_t i = 0; i < limiter::kStoreErrors; ++i) t.redis_errors[i] += load(w->redis_errors[i]);

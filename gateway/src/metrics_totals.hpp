@@ -19,6 +19,9 @@ struct Totals {
       std::vector<std::array<std::uint64_t, 1>>(kMaxNames);
   std::vector<std::array<std::uint64_t, kOutcomes>> decisions =
       std::vector<std::array<std::uint64_t, kOutcomes>>(kMaxNames);
+  std::vector<std::array<std::uint64_t, kUnitSources>> units =
+      std::vector<std::array<std::uint64_t, kUnitSources>>(kMaxNames);
+  std::array<std::uint64_t, 2> cost_errors{};
   Histogram::Snapshot redis_check, upstream;
   std::array<std::uint64_t, limiter::kStoreErrors> redis_errors{};
   std::uint64_t over_limit_cache_hits = 0;

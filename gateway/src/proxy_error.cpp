@@ -10,7 +10,7 @@ namespace {
 using enum UpstreamError;
 
 // Indexed by ProxyError: one row per enumerator, the last one included.
-static_assert(static_cast<std::size_t>(ProxyError::invalid_token) + 1 == kProxyErrors);
+static_assert(static_cast<std::size_t>(ProxyError::bad_cost) + 1 == kProxyErrors);
 constexpr std::array<ProxyErrorInfo, kProxyErrors> kTable{{
     {400, "Malformed request", "BAD_REQUEST", std::nullopt},
     {400, "Ambiguous message framing", "BAD_REQUEST", std::nullopt},
@@ -28,6 +28,7 @@ constexpr std::array<ProxyErrorInfo, kProxyErrors> kTable{{
     {502, "Upstream sent no valid response", "UPSTREAM_ERROR", reset},
     {502, "Upstream TLS handshake failed", "UPSTREAM_TLS_ERROR", tls},
     {401, "Invalid token", "INVALID_TOKEN", std::nullopt},
+    {400, "Invalid request cost", "BAD_COST", std::nullopt},
 }};
 
 }  // namespace

@@ -4,6 +4,22 @@
 
 namespace phlow::gateway {
 
+std::optional<std::int64_t> parse_units(const HeaderSource& headers, std::string_view name) {
+  std::int64_t value = 0;
+  int fields = 0;
+  bool ok = true;
+  headers.for_each(name, [&](std::string_view v) {
+    ++fields;
+    if (v.empty() || v.size() > 18) ok = false;
+    for (char c : v) ok = ok && c >= '0' && c <= '9';
+    if (!ok) return;
+    value = 0;
+    for (char c : v) value = value * 10 + (c - '0');
+  });
+  if (fields != 1 || !ok) return std::nullopt;  // absent is the caller's case; repeats are ambiguous
+  return value;
+}
+
 bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route,
                             const RequestView& view, limiter::FallbackBackend& limiter,
                             WorkerStats& stats, RequestRecord& record, bool log_identifier) {
@@ -12,7 +28,7 @@ bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route
   const config::Config& cfg = *snapshot.config;
   std::size_t count = 0;
   descriptor_limits_.clear();
-  invalid_token_ = false;
+  refusal_.reset();
   agent_checked_ = false;
   for (std::size_t index : route.limits) {
     const config::LimitSpec& spec = cfg.limits[index];
@@ -20,13 +36,20 @@ bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route
     if (found == Identified::invalid) {
       const auto& jwt = cfg.identifiers.agent_id.jwt;
       // Before the limiter is asked: a rejected token consumes nothing from any limit.
-      if (!jwt || jwt->on_invalid == config::JwtOnInvalid::reject) return reject_token(record);
+      if (!jwt || jwt->on_invalid == config::JwtOnInvalid::reject) {
+        return refuse(ProxyError::invalid_token, record);
+      }
       continue;  // on_invalid: ignore - the agent ID counts as missing
     }
     if (found == Identified::missing) continue;  // skipped
     if (descriptors_.size() <= count) descriptors_.emplace_back();
     limiter::Descriptor& d = descriptors_[count++];
     d.limit = &snapshot.limits[index];
+    if (!read_cost(spec, *d.limit, view, d.cost)) {
+      bump(stats.cost_errors[0]);
+      return refuse(ProxyError::bad_cost, record);
+    }
+    if (!spec.cost_header.empty()) record.cost = std::max(record.cost, d.cost);
     snapshot.keys.key(d.key, spec.name(), identifier_);
     descriptor_limits_.push_back(index);
   }
@@ -62,16 +85,79 @@ Identified RateLimitFilter::identify(const config::IdentifierKey& key, const Req
   return agent_found_;
 }
 
-// on_invalid: reject. Decided at once, without the limiter: the session answers 401.
-bool RateLimitFilter::reject_token(RequestRecord& record) {
-  invalid_token_ = true;
+bool RateLimitFilter::read_cost(const config::LimitSpec& spec, const limiter::Limit& limit,
+                                const RequestView& view, std::int64_t& cost) const {
+  cost = 1;
+  if (spec.cost_header.empty()) return true;
+  bool present = false;
+  view.headers.for_each(spec.cost_header, [&](std::string_view) { present = true; });
+  if (!present) return true;  // missing: one unit
+  const auto units = parse_units(view.headers, spec.cost_header);
+  if (units && *units >= 1 && *units <= limit.quota()) {
+    cost = *units;
+    return true;
+  }
+  // A shadow limit never refuses a request: its bad cost counts as one unit.
+  return limit.shadow;
+}
+
+// Decided at once, without the limiter (on_invalid: reject -> 401; a bad cost -> 400).
+bool RateLimitFilter::refuse(ProxyError why, RequestRecord& record) {
+  refusal_ = why;
   descriptor_limits_.clear();
   checked_ = {};
   decision_ = limiter::Decision{};
   header_lines_.clear();
   header_name_count_ = 0;
-  record.decision = "invalid_token";
+  record.decision = why == ProxyError::bad_cost ? "bad_cost" : "invalid_token";
   return true;
+}
+
+namespace {
+
+// One response's debit: what it must keep alive until the limiter has decided.
+struct Debit {
+  std::shared_ptr<const Snapshot> snapshot;  // the limits the descriptors point into
+  std::vector<limiter::Descriptor> descriptors;
+  std::vector<std::size_t> limit_ids;
+};
+
+}  // namespace
+
+void RateLimitFilter::debit_response(const HeaderSource& response,
+                                     const std::shared_ptr<const Snapshot>& snapshot,
+                                     limiter::FallbackBackend& limiter, WorkerStats& stats,
+                                     RequestRecord& record) {
+  if (refusal_ || !decision_.allowed || descriptor_limits_.empty()) return;
+  const config::Config& cfg = *snapshot_->config;
+  std::unique_ptr<Debit> debit;
+  for (std::size_t i = 0; i < descriptor_limits_.size(); ++i) {
+    const std::size_t index = descriptor_limits_[i];
+    const config::LimitSpec& spec = cfg.limits[index];
+    if (spec.response_cost_header.empty()) continue;
+    bool present = false;
+    response.for_each(spec.response_cost_header, [&](std::string_view) { present = true; });
+    if (!present) continue;
+    const auto units = parse_units(response, spec.response_cost_header);
+    if (!units) {
+      bump(stats.cost_errors[1]);
+      continue;
+    }
+    if (*units == 0) continue;
+    if (!debit) debit = std::make_unique<Debit>(Debit{snapshot, {}, {}});
+    limiter::Descriptor& d = debit->descriptors.emplace_back(descriptors_[i]);
+    d.cost = std::min(*units, limiter::max_debit(*d.limit));
+    record.response_cost = std::max(record.response_cost, d.cost);
+    debit->limit_ids.push_back(snapshot_->limit_ids[index]);
+  }
+  if (!debit) return;
+  const std::span<const limiter::Descriptor> ds(debit->descriptors);
+  limiter.async_debit(ds, [debit = std::move(debit), &stats](limiter::Decision d) {
+    stats.count_redis_error(d.store_failure);
+    for (std::size_t i = 0; i < debit->descriptors.size(); ++i) {
+      stats.count_units(debit->limit_ids[i], UnitSource::response, debit->descriptors[i].cost);
+    }
+  });
 }
 
 void RateLimitFilter::finish(WorkerStats& stats, RequestRecord& record, bool log_identifier) {
@@ -104,6 +190,9 @@ void RateLimitFilter::count(WorkerStats& stats, RequestRecord& record, bool log_
                             : r.shadow ? Outcome::shadow_limited
                                        : Outcome::limited;
     stats.count_decision(id, outcome);
+    if (decision_.allowed && r.allowed && descriptors_[next].limit->weighted) {
+      stats.count_units(id, UnitSource::request, descriptors_[next].cost);
+    }
     if (outcome == Outcome::shadow_limited && named == limiter::kNone) named = static_cast<int>(next);
     if (outcome != Outcome::allowed) {
       const std::string& key = descriptors_[next].key;

@@ -17,6 +17,8 @@ void RequestRecord::reset(std::chrono::steady_clock::time_point now, std::size_t
   decision = "none";
   limit = {};
   identifier.clear();
+  cost = 0;
+  response_cost = 0;
   client_ip.clear();
   path.clear();
 }
@@ -43,6 +45,8 @@ void RequestRecord::append_to(AccessLogBuffer& log, std::string_view request_id,
   r.decision = decision;
   r.limit = limit;
   r.identifier = identifier;
+  r.cost = cost;
+  r.response_cost = response_cost;
   log.append(r);
 }
 

@@ -195,7 +195,7 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
                      record_, worker_.access_log() != nullptr)) {
     co_await check_limits_async();  // Redis: the only step that may wait on the limiter
   }
-  if (filter_.invalid_token()) co_return co_await answer_invalid_token(parser);
+  if (const auto refusal = filter_.refusal()) co_return co_await answer_refused(parser, *refusal);
   if (!filter_.allowed()) co_return co_await answer_limited(parser);
   co_return co_await forward(parser, *route, keep_alive_);
 }
@@ -281,12 +281,13 @@ net::awaitable<bool> Session::answer_limited(RequestParser& parser) {
   co_return keep_alive_ && reusable;
 }
 
-// identifiers.agent_id.jwt with on_invalid: reject. Like a 429: nothing forwarded, a
-// small body drained so the connection may carry the next request.
-net::awaitable<bool> Session::answer_invalid_token(RequestParser& parser) {
+// A request the rate-limit filter refused before the limiter: an invalid JWT (401, with
+// its challenge) or a bad cost header (400). Like a 429: nothing forwarded, a small
+// body drained so the connection may carry the next request.
+net::awaitable<bool> Session::answer_refused(RequestParser& parser, ProxyError why) {
   const bool reusable = co_await drain_body(parser);
-  co_await send(static_cast<http::status>(describe(ProxyError::invalid_token).status),
-                proxy_error_body(ProxyError::invalid_token), kInvalidTokenChallenge,
+  co_await send(static_cast<http::status>(describe(why).status), proxy_error_body(why),
+                why == ProxyError::invalid_token ? kInvalidTokenChallenge : std::string_view{},
                 keep_alive_ && reusable);
   co_return keep_alive_ && reusable;
 }

@@ -106,7 +106,7 @@ class Session {
   net::awaitable<void> check_limits_async();
   net::awaitable<bool> answer_unrouted(RequestParser& parser);
   net::awaitable<bool> answer_limited(RequestParser& parser);
-  net::awaitable<bool> answer_invalid_token(RequestParser& parser);
+  net::awaitable<bool> answer_refused(RequestParser& parser, ProxyError why);
   net::awaitable<bool> drain_body(RequestParser& parser);
   net::awaitable<void> send(http::status status, std::string body, std::string_view extra_lines,
                             bool keep_alive);
@@ -153,6 +153,7 @@ class Session {
   HeadScanner::Verdict head_verdict_ = HeadScanner::Verdict::need_more;
   std::string host_;               // Host without port, lowercase
   FieldsSource fields_source_;
+  FieldsSource response_fields_;   // the upstream response's, for cost_from_response
   bool keep_alive_ = false;        // the client's connection may carry another request
   std::string request_id_;         // the client's X-Request-Id, or one made up
   bool request_id_generated_ = false;

@@ -42,6 +42,7 @@ Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, std::uint64_t gen,
     limits.push_back(spec.limit);
     if (config->shadow_mode) limits.back().shadow = true;
     limit_ids.push_back(limit_names.id(spec.name()));
+    has_response_costs = has_response_costs || !spec.response_cost_header.empty();
   }
   upstream_keys.reserve(config->upstreams.size());
   for (const auto& upstream : config->upstreams) {

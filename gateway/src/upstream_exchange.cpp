@@ -298,6 +298,12 @@ net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
   response_head_.clear();
   detail::append_client_response_head(response_head_, res, how);
   count_response(res.result_int());
+  if (snapshot_->has_response_costs) {
+    // cost_from_response: handed to the limiter before the response goes on, never
+    // waited for.
+    response_fields_.reset(res);
+    filter_.debit_response(response_fields_, snapshot_, worker_.limiter(), worker_.stats(), record_);
+  }
   const RelayChunk chunk(worker_);
   const auto got = co_await detail::relay(upstream, upstream_buffer_, response, up.timeout, client_,
                                           snapshot_->config->http.idle_timeout, response_head_,

@@ -15,19 +15,30 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
 
-// --- sliding_log: timestamps in ms; an entry at t counts while now - window < t.
-LimitResult evaluate_log(const Limit& limit, LimitState& s, std::int64_t now_ms) {
-  while (!s.log.empty() && s.log.front() <= now_ms - limit.window_ms) s.log.pop_front();
-  const auto count = static_cast<std::int64_t>(s.log.size());
+// --- sliding_log: units per ms; an entry at t counts while now - window < t.
+LimitResult evaluate_log(const Limit& limit, LimitState& s, std::int64_t now_ms, std::int64_t cost) {
+  while (!s.log.empty() && s.log.front().at_ms <= now_ms - limit.window_ms) {
+    s.logged -= s.log.front().units;
+    s.log.pop_front();
+  }
   LimitResult r;
-  if (count < limit.requests) {
-    r.remaining = limit.requests - count - 1;
+  if (s.logged + cost <= limit.requests) {
+    r.remaining = limit.requests - s.logged - cost;
     r.reset_ms = now_ms + limit.window_ms;
     return r;
   }
   r.allowed = false;
-  const std::int64_t oldest_to_leave = s.log[static_cast<std::size_t>(count - limit.requests)];
-  r.retry_after_ms = oldest_to_leave + limit.window_ms - now_ms;
+  // The request fits once the oldest entries holding `need` units have left.
+  const std::int64_t need = s.logged + cost - limit.requests;
+  std::int64_t freed = 0;
+  r.retry_after_ms = limit.window_ms;
+  for (const LogEntry& e : s.log) {
+    freed += e.units;
+    if (freed >= need) {
+      r.retry_after_ms = e.at_ms + limit.window_ms - now_ms;
+      break;
+    }
+  }
   r.reset_ms = now_ms + r.retry_after_ms;
   return r;
 }
@@ -42,26 +53,30 @@ void roll_window(const Limit& limit, LimitState& s, std::int64_t now_ms) {
   s.window = current_window;
 }
 
-LimitResult evaluate_window(const Limit& limit, LimitState& s, std::int64_t now_ms) {
+// The most units one fixed window counts (see consume()).
+std::int64_t window_units_cap(const Limit& limit) { return (std::int64_t{1} << 52) / limit.window_ms; }
+
+LimitResult evaluate_window(const Limit& limit, LimitState& s, std::int64_t now_ms, std::int64_t cost) {
   roll_window(limit, s, now_ms);
   const std::int64_t w = limit.window_ms;
   const std::int64_t n = limit.requests;
   const std::int64_t elapsed = now_ms - s.window * w;
   const std::int64_t weighted = s.previous * (w - elapsed) + s.current * w;
   LimitResult r;
-  if (weighted + w <= n * w) {
-    r.remaining = (n * w - weighted - w) / w;
+  if (weighted + cost * w <= n * w) {
+    r.remaining = (n * w - weighted - cost * w) / w;
     r.reset_ms = (s.window + 2) * w;
     return r;
   }
   r.allowed = false;
-  if (s.current + 1 <= n) {
-    // Wait until the previous window's weight has decayed enough.
-    const std::int64_t needed = w - (n - 1 - s.current) * w / s.previous;
+  if (s.current + cost <= n) {
+    // Wait until the previous window's weight has decayed enough (previous > 0 here).
+    const std::int64_t needed = w - (n - cost - s.current) * w / s.previous;
     r.retry_after_ms = needed - elapsed;
   } else {
-    // Wait for the next window, then for the current count (as `previous`) to decay.
-    const std::int64_t needed = w - (n - 1) * w / s.current;
+    // Wait for the next window, then for the current count (as `previous`) to decay
+    // (current > 0 here, as cost <= n).
+    const std::int64_t needed = w - (n - cost) * w / s.current;
     r.retry_after_ms = (w - elapsed) + needed;
   }
   r.reset_ms = now_ms + r.retry_after_ms;
@@ -74,10 +89,13 @@ std::int64_t emission_us(const Limit& limit) {
   return ceil_div(limit.window_ms * 1000, limit.requests);
 }
 
-LimitResult evaluate_bucket(const Limit& limit, LimitState& s, std::int64_t now_us) {
+// The furthest ahead a bucket's theoretical arrival time may be pushed.
+constexpr std::int64_t kBucketDebtCapUs = std::int64_t{1} << 51;
+
+LimitResult evaluate_bucket(const Limit& limit, LimitState& s, std::int64_t now_us, std::int64_t cost) {
   const std::int64_t t = emission_us(limit);
   const std::int64_t tat = std::max(s.tat_us, now_us);
-  const std::int64_t new_tat = tat + t;
+  const std::int64_t new_tat = tat + cost * t;
   const std::int64_t allow_at = new_tat - limit.effective_burst() * t;
   LimitResult r;
   if (now_us >= allow_at) {
@@ -93,30 +111,46 @@ LimitResult evaluate_bucket(const Limit& limit, LimitState& s, std::int64_t now_
 
 }  // namespace
 
-LimitResult evaluate(const Limit& limit, LimitState& state, std::int64_t now_us) {
+LimitResult evaluate(const Limit& limit, LimitState& state, std::int64_t now_us, std::int64_t cost) {
   const std::int64_t now_ms = floor_div(now_us, 1000);
   LimitResult r;
-  switch (limit.algorithm) {
-    case Algorithm::sliding_log: r = evaluate_log(limit, state, now_ms); break;
-    case Algorithm::sliding_window: r = evaluate_window(limit, state, now_ms); break;
-    case Algorithm::token_bucket: r = evaluate_bucket(limit, state, now_us); break;
+  if (cost > limit.quota()) {
+    // Never fits (a share of the limit while Redis is down, or a library caller).
+    r.allowed = false;
+    r.retry_after_ms = limit.window_ms;
+    r.reset_ms = now_ms + limit.window_ms;
+  } else {
+    switch (limit.algorithm) {
+      case Algorithm::sliding_log: r = evaluate_log(limit, state, now_ms, cost); break;
+      case Algorithm::sliding_window: r = evaluate_window(limit, state, now_ms, cost); break;
+      case Algorithm::token_bucket: r = evaluate_bucket(limit, state, now_us, cost); break;
+    }
   }
   r.limit = limit.quota();
   r.shadow = limit.shadow;
   return r;
 }
 
-void consume(const Limit& limit, LimitState& state, std::int64_t now_us) {
+void consume(const Limit& limit, LimitState& state, std::int64_t now_us, std::int64_t units) {
+  if (units <= 0) return;
   switch (limit.algorithm) {
-    case Algorithm::sliding_log:
-      state.log.push_back(floor_div(now_us, 1000));
+    case Algorithm::sliding_log: {
+      const std::int64_t now_ms = floor_div(now_us, 1000);
+      if (!state.log.empty() && state.log.back().at_ms == now_ms) {
+        state.log.back().units += units;
+      } else {
+        state.log.push_back({now_ms, units});
+      }
+      state.logged += units;
       break;
+    }
     case Algorithm::sliding_window:
       roll_window(limit, state, floor_div(now_us, 1000));
-      ++state.current;
+      state.current = std::min(state.current + units, window_units_cap(limit));
       break;
     case Algorithm::token_bucket:
-      state.tat_us = std::max(state.tat_us, now_us) + emission_us(limit);
+      state.tat_us = std::min(std::max(state.tat_us, now_us) + units * emission_us(limit),
+                              now_us + kBucketDebtCapUs);
       break;
   }
 }
@@ -124,7 +158,7 @@ void consume(const Limit& limit, LimitState& state, std::int64_t now_us) {
 std::int64_t expires_at_ms(const Limit& limit, const LimitState& state) {
   switch (limit.algorithm) {
     case Algorithm::sliding_log:
-      return state.log.empty() ? 0 : state.log.back() + limit.window_ms;
+      return state.log.empty() ? 0 : state.log.back().at_ms + limit.window_ms;
     case Algorithm::sliding_window:
       return (state.window + 2) * limit.window_ms;
     case Algorithm::token_bucket:
@@ -136,11 +170,18 @@ std::int64_t expires_at_ms(const Limit& limit, const LimitState& state) {
 void merge_conservatively(const Limit& limit, LimitState& into, const LimitState& from) {
   switch (limit.algorithm) {
     case Algorithm::sliding_log: {
-      std::deque<std::int64_t> merged;
+      std::deque<LogEntry> merged;
       std::merge(into.log.begin(), into.log.end(), from.log.begin(), from.log.end(),
-                 std::back_inserter(merged));
-      while (static_cast<std::int64_t>(merged.size()) > limit.requests) merged.pop_front();
+                 std::back_inserter(merged),
+                 [](const LogEntry& a, const LogEntry& b) { return a.at_ms < b.at_ms; });
+      std::int64_t total = into.logged + from.logged;
+      // Keeps the newest entries holding at least `requests` units.
+      while (!merged.empty() && total - merged.front().units >= limit.requests) {
+        total -= merged.front().units;
+        merged.pop_front();
+      }
       into.log = std::move(merged);
+      into.logged = total;
       break;
     }
     case Algorithm::sliding_window: {

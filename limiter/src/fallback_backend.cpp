@@ -105,7 +105,7 @@ void FallbackBackend::start_check(std::span<const Descriptor> descriptors,
     boost::asio::post(executor_, [h = std::move(handler), d = *now]() mutable { std::move(h)(d); });
     return;
   }
-  store_->async_check(descriptors, true,
+  store_->async_check(descriptors, CheckMode::consume,
                       [memory = memory_, rejected = rejected_, mode = on_failure_, descriptors,
                        share = share(), checked_at_us = memory_->now_us(),
                        h = std::move(handler)](boost::system::error_code ec, Decision d) mutable {
@@ -114,6 +114,27 @@ void FallbackBackend::start_check(std::span<const Descriptor> descriptors,
                           d.store_failure = store_error_of(ec);
                         } else if (!d.allowed || !rejected->empty()) {
                           rejected->record(descriptors, d, checked_at_us);
+                        }
+                        std::move(h)(d);
+                      });
+}
+
+void FallbackBackend::start_debit(std::span<const Descriptor> descriptors,
+                                  boost::asio::any_completion_handler<void(Decision)> handler) {
+  if (!store_ || !store_->ready()) {
+    Decision d = memory_->debit(descriptors, share());
+    if (store_) d.store_failure = StoreError::not_connected;
+    boost::asio::post(executor_, [h = std::move(handler), d]() mutable { std::move(h)(d); });
+    return;
+  }
+  store_->async_check(descriptors, CheckMode::debit,
+                      [memory = memory_, descriptors, share = share(),
+                       h = std::move(handler)](boost::system::error_code ec, Decision d) mutable {
+                        if (ec) {
+                          // Maybe applied in Redis, maybe not: the fallback counts it, so
+                          // that an outage starting now does not forget it.
+                          d = memory->debit(descriptors, share);
+                          d.store_failure = store_error_of(ec);
                         }
                         std::move(h)(d);
                       });

@@ -26,6 +26,7 @@ Limit share_of(const Limit& limit, std::uint32_t share) {
   part.window_ms = limit.window_ms;
   part.algorithm = limit.algorithm;
   part.shadow = limit.shadow;
+  part.weighted = limit.weighted;
   const std::int64_t n = std::max<std::int64_t>(share, 1);
   part.requests = std::max<std::int64_t>(limit.requests / n, 1);
   part.burst = limit.burst > 0 ? std::max<std::int64_t>(limit.burst / n, 1) : 0;
@@ -51,6 +52,11 @@ std::string validate(const Limit& limit) {
   if (limit.algorithm == Algorithm::sliding_window &&
       limit.requests > (std::int64_t{1} << 53) / limit.window_ms) {
     return "requests x window_ms too large for sliding_window";
+  }
+  // Room for what responses add past the limit (kWindowUnitsCap in algorithm.cpp).
+  if (limit.weighted && limit.algorithm == Algorithm::sliding_window &&
+      limit.requests > (std::int64_t{1} << 51) / limit.window_ms) {
+    return "requests x window_ms too large for a sliding_window with a cost";
   }
   return {};
 }

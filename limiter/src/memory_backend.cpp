@@ -129,6 +129,14 @@ Decision MemoryBackend::check(std::span<const Descriptor> descriptors) {
 }
 
 Decision MemoryBackend::check(std::span<const Descriptor> descriptors, std::uint32_t share) {
+  return apply(descriptors, share, false);
+}
+
+Decision MemoryBackend::debit(std::span<const Descriptor> descriptors, std::uint32_t share) {
+  return apply(descriptors, share, true);
+}
+
+Decision MemoryBackend::apply(std::span<const Descriptor> descriptors, std::uint32_t share, bool debit) {
   Decision decision;
   decision.source = DecisionSource::memory;
   decision.count = std::min(descriptors.size(), kMaxLimitsPerCheck);
@@ -164,13 +172,18 @@ Decision MemoryBackend::check(std::span<const Descriptor> descriptors, std::uint
     entries[i] = &shard_for(hashes[i]).find_or_create(d, hashes[i], keys_per_shard_, now_ms,
                                                        descriptors.first(decision.count));
     entries[i]->remember(*limits[i], d.limit->name);
-    decision.results[i] = evaluate(*limits[i], entries[i]->state, now_us);
+    if (debit) {
+      consume(*limits[i], entries[i]->state, now_us, d.cost);
+      decision.results[i] = evaluate(*limits[i], entries[i]->state, now_us);
+    } else {
+      decision.results[i] = evaluate(*limits[i], entries[i]->state, now_us, d.cost);
+    }
   }
   summarize(decision);
-  if (decision.allowed) {
+  if (decision.allowed && !debit) {
     for (std::size_t i = 0; i < decision.count; ++i) {
       if (!decision.results[i].allowed) continue;  // a shadow rejection consumes nothing
-      consume(*limits[i], entries[i]->state, now_us);
+      consume(*limits[i], entries[i]->state, now_us, descriptors[i].cost);
     }
   }
   for (std::size_t i = 0; i < decision.count; ++i) {

@@ -59,9 +59,9 @@ void RedisBackend::start_presence(std::string key, std::string member) {
 
 bool RedisBackend::ready() const { return connection_->ready(); }
 
-void RedisBackend::async_check(std::span<const Descriptor> descriptors, bool consume,
+void RedisBackend::async_check(std::span<const Descriptor> descriptors, CheckMode mode,
                                CheckHandler handler) {
-  batch_->add(descriptors, consume ? redis::Consume::yes : redis::Consume::no, std::move(handler));
+  batch_->add(descriptors, redis::consume_of(mode), std::move(handler));
 }
 
 void RedisBackend::async_reset(std::string_view key, ResetHandler handler) {

@@ -26,7 +26,7 @@ void RejectedKeys::record(std::span<const Descriptor> descriptors, const Decisio
       Entry entry{now_ms + retry_ms, 0};
       // The retry time is rounded up to the ms; counted from when the check was sent,
       // one ms short, the cache never rejects past the time Redis would allow again.
-      if (exact_when_cached(limit) && retry_ms > 1) {
+      if (exact_when_cached(limit) && descriptors[i].cost <= 1 && retry_ms > 1) {
         entry.cache_until_us = checked_at_us + std::min(retry_ms - 1, kCacheMaxMs) * 1000;
       }
       remember(descriptors[i].key, entry, now_ms);

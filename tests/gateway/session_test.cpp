@@ -47,7 +47,7 @@ class FakeStore final : public limiter::AsyncStore {
   void start() override {}
   void stop() override {}
   bool ready() const override { return true; }
-  void async_check(std::span<const limiter::Descriptor> descriptors, bool, CheckHandler handler) override {
+  void async_check(std::span<const limiter::Descriptor> descriptors, limiter::CheckMode, CheckHandler handler) override {
     ++script_.checks;
     limiter::Decision d;
     boost::system::error_code ec;

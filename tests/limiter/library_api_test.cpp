@@ -101,11 +101,11 @@ TEST_CASE("library: make_store is the one place a store is built") {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!store->ready() && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(10));
   REQUIRE(store->ready());
-  store->async_check(std::span(&d, 1), true, [&](boost::system::error_code ec, phlow::limiter::Decision dd) {
+  store->async_check(std::span(&d, 1), phlow::limiter::CheckMode::consume, [&](boost::system::error_code ec, phlow::limiter::Decision dd) {
     if (!ec) first = dd;
   });
   while (!first && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(10));
-  store->async_check(std::span(&d, 1), true, [&](boost::system::error_code ec, phlow::limiter::Decision dd) {
+  store->async_check(std::span(&d, 1), phlow::limiter::CheckMode::consume, [&](boost::system::error_code ec, phlow::limiter::Decision dd) {
     if (!ec) second = dd;
   });
   while (!second && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(10));

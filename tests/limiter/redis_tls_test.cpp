@@ -62,7 +62,7 @@ Outcome try_store(const RedisOptions& options, const std::string& id = "x") {
   if (out.connected) {
     static const Limit limit{.name = "tls", .requests = 2, .window_ms = 60'000};
     const Descriptor d{&limit, KeyLayout().key("tls", id)};
-    store->async_check(std::span(&d, 1), true, [&](boost::system::error_code ec, Decision got) {
+    store->async_check(std::span(&d, 1), phlow::limiter::CheckMode::consume, [&](boost::system::error_code ec, Decision got) {
       if (!ec) out.decision = got;
     });
     while (!out.decision && std::chrono::steady_clock::now() < deadline) {

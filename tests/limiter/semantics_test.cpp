@@ -18,13 +18,15 @@ namespace {
 struct Step {
   std::int64_t advance_ms;  // before this step
   int identifier;           // which identifier requests
+  std::int64_t cost = 1;    // units the request weighs in each limit (or debits)
+  bool debit = false;       // consumes `cost` unconditionally (cost_from_response)
 };
 
 struct Case {
   std::string name;
   std::vector<Limit> limits;  // all applied to each request
   std::vector<Step> steps;
-  std::string expected;       // 'A' allowed, 'R' rejected, one per step
+  std::string expected;       // 'A' allowed, 'R' rejected, 'D' debited, one per step
 };
 
 std::vector<Step> burst(int n, std::int64_t advance_first = 0, int identifier = 0) {
@@ -43,6 +45,20 @@ Limit make(std::string name, std::int64_t n, std::int64_t w, Algorithm a, std::i
            bool shadow = false) {
   return Limit{.name = std::move(name), .requests = n, .window_ms = w, .algorithm = a,
                .burst = burst, .shadow = shadow};
+}
+
+// A limit whose requests weigh units (config cost / cost_from_response).
+Limit weighted(Limit l) {
+  l.weighted = true;
+  return l;
+}
+
+// Requests of `cost` units (or debits of that many) at one time.
+std::vector<Step> costs(std::vector<std::int64_t> units, std::int64_t advance_first = 0,
+                        bool debit = false) {
+  std::vector<Step> steps;
+  for (std::int64_t u : units) steps.push_back({steps.empty() ? advance_first : 0, 0, u, debit});
+  return steps;
 }
 
 const std::vector<Case>& cases() {
@@ -84,22 +100,64 @@ const std::vector<Case>& cases() {
        {make("log", 1, 1000, A::sliding_log)},
        {{0, 0}, {0, 1}, {0, 0}, {0, 2}, {1000, 0}},
        "AARAA"},
+      {"cost: sliding_log sums units; a request that does not fit consumes nothing",
+       {weighted(make("log", 10, 1000, A::sliding_log))},
+       join({costs({4, 4, 4, 2, 1}), costs({3}, 300), costs({1}, 699), costs({4, 1}, 1), costs({2}, 300)}),
+       "AARARRRAAA"},
+      {"cost: sliding_log retry waits for enough units to leave",
+       {weighted(make("log", 6, 1000, A::sliding_log))},
+       join({costs({1}), costs({1}, 100), costs({1}, 100), costs({3}, 100), costs({6}, 100),
+             costs({5}, 500), costs({5}, 100), costs({4}, 100), costs({4}, 199), costs({4}, 1)}),
+       "AAAARRRRRA"},
+      {"cost: sliding_window weighs units",
+       {weighted(make("win", 10, 1000, A::sliding_window))},
+       join({costs({6, 4, 1}, 100), costs({3}, 1000), costs({5}, 300), costs({2}, 200), costs({10}, 1000)}),
+       "AARRAAR"},
+      {"cost: token_bucket takes cost intervals",
+       {weighted(make("tb", 10, 1000, A::token_bucket, 5))},
+       join({costs({3, 3, 2, 1}), costs({2}, 199), costs({2}, 1), costs({5}, 500)}),
+       "ARARRAA"},
+      {"cost over the quota never fits",
+       {weighted(make("log", 5, 1000, A::sliding_log)), weighted(make("tb", 5, 1000, A::token_bucket, 2))},
+       join({costs({6}), costs({3}), costs({1})}),
+       "RRA"},
+      {"debit: sliding_log overdrawn past the limit, rejected until units leave",
+       {weighted(make("log", 10, 1000, A::sliding_log))},
+       join({costs({1, 1}), costs({15}, 10, true), costs({1}, 10), costs({1}, 980), costs({1}, 10),
+             costs({1}, 10)}),
+       "AADRRAA"},
+      {"debit: sliding_window and token_bucket owe what responses used",
+       {weighted(make("win", 10, 1000, A::sliding_window)), weighted(make("tb", 10, 1000, A::token_bucket))},
+       join({costs({1}, 50), costs({10}, 10, true), costs({1}, 100), costs({1}, 2000), costs({0, 3}, 0, true),
+             costs({1}, 0)}),
+       "ADRADDA"},
+      {"cost: two limits, the tighter rejects and neither consumes",
+       {weighted(make("a", 10, 1000, A::sliding_log)), weighted(make("b", 4, 1000, A::sliding_window))},
+       join({costs({3, 2, 1, 1}), costs({4}, 2000)}),
+       "ARARA"},
   };
   return table;
 }
 
-std::vector<Descriptor> descriptors_for(const Case& c, int identifier, const std::string& prefix) {
+std::vector<Descriptor> descriptors_for(const Case& c, const Step& step, const std::string& prefix) {
   std::vector<Descriptor> out;
   for (const Limit& l : c.limits) {
-    out.push_back({&l, build_key(prefix, l.name, "id" + std::to_string(identifier))});
+    out.push_back({&l, build_key(prefix, l.name, "id" + std::to_string(step.identifier)), step.cost});
   }
   return out;
 }
 
+// What the memory backend decides for `step`.
+Decision memory_step(MemoryBackend& memory, const Step& step, const std::vector<Descriptor>& ds) {
+  return step.debit ? memory.debit(ds) : memory.check(ds);
+}
+
+char outcome_of(const Step& step, const Decision& d) { return step.debit ? 'D' : d.allowed ? 'A' : 'R'; }
+
 // Runs the check script at `now_us` through a blocking hiredis connection: one call
 // deciding `checks` one after the other (a batch of one, or more).
 std::vector<Decision> redis_checks_at(redisContext* c, const std::vector<std::vector<Descriptor>>& checks,
-                                      std::int64_t now_us) {
+                                      std::int64_t now_us, const std::vector<bool>& debits = {}) {
   std::size_t keys = 0;
   for (const auto& ds : checks) keys += ds.size();
   std::vector<std::string> args = {"EVAL", std::string(redis::kCheckScript), std::to_string(keys)};
@@ -107,13 +165,19 @@ std::vector<Decision> redis_checks_at(redisContext* c, const std::vector<std::ve
     for (const auto& d : ds) args.push_back(d.key);
   }
   args.push_back(std::to_string(now_us));
-  for (const auto& ds : checks) {
+  for (std::size_t k = 0; k < checks.size(); ++k) {
+    const auto& ds = checks[k];
     args.push_back(std::to_string(ds.size()));
-    args.push_back("1");
+    std::string mode = k < debits.size() && debits[k] ? "3" : "1";
+    bool weighs = false;
+    for (const auto& d : ds) weighs = weighs || d.cost != 1;
+    for (const auto& d : ds) mode += weighs ? " " + std::to_string(d.cost) : "";
+    args.push_back(mode);
     for (const auto& d : ds) {
       args.push_back(std::to_string(static_cast<int>(d.limit->algorithm)) + " " +
                      std::to_string(d.limit->requests) + " " + std::to_string(d.limit->window_ms) +
-                     " " + std::to_string(d.limit->burst) + " " + (d.limit->shadow ? "1" : "0"));
+                     " " + std::to_string(d.limit->burst) + " " + (d.limit->shadow ? "1" : "0") + " " +
+                     (d.limit->weighted ? "1" : "0"));
     }
   }
   std::vector<const char*> argv;
@@ -146,8 +210,9 @@ std::vector<Decision> redis_checks_at(redisContext* c, const std::vector<std::ve
   return out;
 }
 
-Decision redis_check_at(redisContext* c, const std::vector<Descriptor>& ds, std::int64_t now_us) {
-  return redis_checks_at(c, {ds}, now_us).at(0);
+Decision redis_check_at(redisContext* c, const std::vector<Descriptor>& ds, std::int64_t now_us,
+                        bool debit = false) {
+  return redis_checks_at(c, {ds}, now_us, {debit}).at(0);
 }
 
 void check_same(const Decision& m, const Decision& r) {
@@ -178,12 +243,13 @@ TEST_CASE("in-memory algorithms and the Redis script agree on every case") {
       std::string outcomes;
       for (std::size_t i = 0; i < c.steps.size(); ++i) {
         clock->advance_ms(c.steps[i].advance_ms);
-        const auto ds = descriptors_for(c, c.steps[i].identifier, "sem:" + c.name + ":");
-        const Decision m = memory.check(ds);
-        const Decision r = redis_check_at(redis, ds, clock->now_us());
+        const Step& step = c.steps[i];
+        const auto ds = descriptors_for(c, step, "sem:" + c.name + ":");
+        const Decision m = memory_step(memory, step, ds);
+        const Decision r = redis_check_at(redis, ds, clock->now_us(), step.debit);
         INFO("case " << c.name << ", step " << i);
         check_same(m, r);
-        outcomes += m.allowed ? 'A' : 'R';
+        outcomes += outcome_of(step, m);
       }
       CHECK(outcomes == c.expected);
     }
@@ -210,17 +276,22 @@ TEST_CASE("the Redis script decides a batch of checks as the same checks one by 
         clock->advance_ms(c.steps[i].advance_ms);
         std::vector<std::vector<Descriptor>> batch;
         std::vector<Decision> expected;
+        std::vector<bool> debits;
+        std::vector<const Step*> steps;
         do {
-          batch.push_back(descriptors_for(c, c.steps[i].identifier, "batch:" + c.name + ":"));
-          expected.push_back(memory.check(batch.back()));
+          const Step& step = c.steps[i];
+          batch.push_back(descriptors_for(c, step, "batch:" + c.name + ":"));
+          expected.push_back(memory_step(memory, step, batch.back()));
+          debits.push_back(step.debit);
+          steps.push_back(&step);
           ++i;
         } while (i < c.steps.size() && c.steps[i].advance_ms == 0);
-        const auto got = redis_checks_at(redis, batch, clock->now_us());
+        const auto got = redis_checks_at(redis, batch, clock->now_us(), debits);
         batched += batch.size() > 1 ? 1 : 0;
         for (std::size_t k = 0; k < batch.size(); ++k) {
           INFO("case " << c.name << ", batch of " << batch.size() << ", check " << k);
           check_same(expected[k], got[k]);
-          outcomes += got[k].allowed ? 'A' : 'R';
+          outcomes += outcome_of(*steps[k], got[k]);
         }
       }
       CHECK(outcomes == c.expected);

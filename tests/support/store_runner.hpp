@@ -31,9 +31,16 @@ struct StoreRunner {
   }
   // One check; nullopt when it failed (or took over 5 s).
   std::optional<limiter::Decision> check(std::span<const limiter::Descriptor> d, bool consume = true) {
+    return run(d, consume ? limiter::CheckMode::consume : limiter::CheckMode::peek);
+  }
+  // Consumes each descriptor's cost unconditionally (cost_from_response).
+  std::optional<limiter::Decision> debit(std::span<const limiter::Descriptor> d) {
+    return run(d, limiter::CheckMode::debit);
+  }
+  std::optional<limiter::Decision> run(std::span<const limiter::Descriptor> d, limiter::CheckMode mode) {
     std::optional<limiter::Decision> out;
     bool done = false;
-    store->async_check(d, consume, [&](boost::system::error_code ec, limiter::Decision got) {
+    store->async_check(d, mode, [&](boost::system::error_code ec, limiter::Decision got) {
       done = true;
       if (!ec) out = got;
     });
@@ -49,7 +56,7 @@ struct StoreRunner {
     std::size_t done = 0;
     boost::asio::post(io, [&] {
       for (std::size_t i = 0; i < checks.size(); ++i) {
-        store->async_check(checks[i], true, [&, i](boost::system::error_code ec, limiter::Decision d) {
+        store->async_check(checks[i], limiter::CheckMode::consume, [&, i](boost::system::error_code ec, limiter::Decision d) {
           ++done;
           if (!ec) out[i] = d;
         });

@@ -24,9 +24,17 @@ struct IdentifierKey {
 // Parses the `key` of a limit. Returns nullopt for unknown kinds and "header:" alone.
 std::optional<IdentifierKey> parse_identifier_key(std::string_view text);
 
+// Parses "header:NAME" (a limit's `cost`, `cost_from_response`) into NAME; nullopt for
+// anything else.
+std::optional<std::string> parse_header_source(std::string_view text);
+
 struct LimitSpec {
   limiter::Limit limit;  // limit.name is the config's name for it
   IdentifierKey key;
+  // `cost: "header:NAME"`: the request weighs the number in that header (empty: 1).
+  std::string cost_header;
+  // `cost_from_response: "header:NAME"`: the response's number is consumed as well.
+  std::string response_cost_header;
 
   const std::string& name() const { return limit.name; }
   bool operator==(const LimitSpec& other) const;

@@ -27,6 +27,9 @@ struct AccessRecord {  // all views valid only during append()
   std::string_view decision;    // "allowed", "limited", "shadow_limited", "none" (no limits applied)
   std::string_view limit;       // the limit that rejected or would have (shadow); empty otherwise
   std::string_view identifier;  // that limit's identifier as stored in keys (already hashed)
+  // Units from a limit's `cost` header (the largest, if several) and from the response's
+  // `cost_from_response` header: written only when not 0.
+  std::int64_t cost = 0, response_cost = 0;
 };
 
 // Appends `record` as one JSON line (with its '\n') to `out`. Strings are escaped;

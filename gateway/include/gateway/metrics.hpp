@@ -48,6 +48,11 @@ StatusClass status_class(int status);
 std::string_view to_string(StatusClass c);  // "2xx"
 
 enum class Outcome : std::uint8_t { allowed, limited, shadow_limited, skipped };
+// Where units of a limit with a cost came from: admitted requests' `cost`, or what
+// responses reported (`cost_from_response`).
+enum class UnitSource : std::uint8_t { request, response };
+inline constexpr std::size_t kUnitSources = 2;
+std::string_view to_string(UnitSource s);
 enum class UpstreamError : std::uint8_t {
   connect_refused, connect_timeout, timeout, reset, bad_response, truncated,
   tls  // the TLS handshake with an https upstream failed (its certificate, most often)
@@ -111,6 +116,8 @@ struct alignas(64) WorkerStats {
   // Ids past the table (>= kMaxNames) count as "other".
   void count_request(std::size_t route_id, int status);
   void count_decision(std::size_t limit_id, Outcome outcome);
+  // Units consumed in a limit with a cost (limits without one count only decisions).
+  void count_units(std::size_t limit_id, UnitSource source, std::int64_t units);
   // Counts a check Redis failed (by kind; none counts nothing).
   void count_redis_error(limiter::StoreError e) {
     if (e != limiter::StoreError::none) bump(redis_errors[static_cast<std::size_t>(e)]);
@@ -127,6 +134,10 @@ struct alignas(64) WorkerStats {
   // 429s by route (a subset of the 4xx above), for the status page.
   std::array<std::array<std::atomic<std::uint64_t>, 1>, kMaxNames> rate_limited{};
   std::array<std::array<std::atomic<std::uint64_t>, kOutcomes>, kMaxNames> decisions{};
+  std::array<std::array<std::atomic<std::uint64_t>, kUnitSources>, kMaxNames> units{};
+  // Cost headers that were not whole numbers: [0] requests (answered 400 BAD_COST),
+  // [1] responses (ignored).
+  std::array<std::atomic<std::uint64_t>, 2> cost_errors{};
   Histogram redis_check;
   std::array<std::atomic<std::uint64_t>, limiter::kStoreErrors> redis_errors{};  // by StoreError
   std::atomic<std::uint64_t> over_limit_cache_hits{0};  // rejections decided without Redis
@@ -181,7 +192,8 @@ struct GlobalStats {
 // decisions_total{limit,outcome}, redis_check_duration_seconds, redis_errors_total{kind},
 // redis_fallback, redis_fallback_transitions_total{to}, redis_master_changes_total,
 // redis_redirects_total{kind}, redis_refunds_total, redis_script_calls_total,
-// redis_checks_total, over_limit_cache_hits_total,
+// redis_checks_total, over_limit_cache_hits_total, limit_units_total{limit,source},
+// cost_errors_total{side},
 // upstream_duration_seconds,
 // upstream_errors_total{kind}, jwt_invalid_total{reason}, open_connections{side}, config_reloads_total{result},
 // config_generation, uptime_seconds, build_info{version}. Route and limit counters
@@ -191,7 +203,7 @@ std::string render_prometheus(const std::vector<const WorkerStats*>& workers,
                               const GlobalStats& global);
 
 // The same numbers as JSON for the status page: per route {requests, by_class}, per
-// limit {allowed, limited, shadow_limited, skipped}, redis state, connections, reloads,
+// limit {allowed, limited, shadow_limited, skipped, units_request, units_response}, redis state, connections, reloads,
 // top limited identifiers (merged over workers, top 10), generation, uptime, version.
 nlohmann::json status_json(const std::vector<const WorkerStats*>& workers,
                            const NameTable& routes, const NameTable& limits,

@@ -32,8 +32,10 @@ enum class ProxyError : std::uint8_t {
   upstream_tls,              // 502: the TLS handshake with an https upstream failed
   invalid_token,             // 401: agent_id JWT failed verification (on_invalid: reject);
                              //      sent with kInvalidTokenChallenge
+  bad_cost,                  // 400: a limit's cost header is not a whole number from 1 to
+                             //      the limit's quota
 };
-inline constexpr std::size_t kProxyErrors = 16;
+inline constexpr std::size_t kProxyErrors = 17;
 
 // The header line a 401 for invalid_token carries (RFC 6750 section 3).
 inline constexpr std::string_view kInvalidTokenChallenge =

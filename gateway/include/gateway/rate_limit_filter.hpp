@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/proxy_error.hpp"
 #include "gateway/request_record.hpp"
 #include "gateway/request_view.hpp"
 #include "gateway/snapshot.hpp"
@@ -23,6 +24,11 @@
 #include "limiter/fallback_backend.hpp"
 
 namespace phlow::gateway {
+
+// The units in a cost header (`cost`, `cost_from_response`): every value of the field
+// (repeats joined) must make one whole number of at most 18 digits - no sign, no
+// spaces inside. nullopt for anything else.
+std::optional<std::int64_t> parse_units(const HeaderSource& headers, std::string_view name);
 
 class RateLimitFilter {
  public:
@@ -41,11 +47,20 @@ class RateLimitFilter {
   // failure kind) as well.
   void finish(WorkerStats& stats, RequestRecord& record, bool log_identifier);
 
-  // True when start() found a bearer token that failed JWT verification for an
-  // agent_id limit with on_invalid: reject. Then nothing was checked or consumed, and
-  // the answer is 401 ProxyError::invalid_token (with kInvalidTokenChallenge) instead
-  // of whatever allowed() says.
-  bool invalid_token() const { return invalid_token_; }
+  // Set when start() refused the request before the limiter: a bearer token that
+  // failed JWT verification for an agent_id limit with on_invalid: reject (401
+  // ProxyError::invalid_token, with kInvalidTokenChallenge), or a cost header that is
+  // not a whole number from 1 to its limit's quota (400 ProxyError::bad_cost). Then
+  // nothing was checked or consumed, and that is the answer, whatever allowed() says.
+  std::optional<ProxyError> refusal() const { return refusal_; }
+
+  // After the upstream's response head, for an allowed request: consumes what the
+  // response reports in each of its limits' `cost_from_response` header (at most
+  // limiter::max_debit()), even past the limit, off the response path: the limiter
+  // decides later, the descriptors and `snapshot` kept alive until it has. A value that
+  // is not a whole number is counted (cost_errors_total{side="response"}) and ignored.
+  void debit_response(const HeaderSource& response, const std::shared_ptr<const Snapshot>& snapshot,
+                      limiter::FallbackBackend& limiter, WorkerStats& stats, RequestRecord& record);
   const limiter::Decision& decision() const { return decision_; }
   bool allowed() const { return decision_.allowed; }
   // The 429 body: the rejecting limit and its retry-after (only when !allowed()).
@@ -58,7 +73,10 @@ class RateLimitFilter {
 
  private:
   Identified identify(const config::IdentifierKey& key, const RequestView& view, WorkerStats& stats);
-  bool reject_token(RequestRecord& record);
+  bool refuse(ProxyError why, RequestRecord& record);
+  // The cost of `spec` for this request into `cost`; false when its header is bad.
+  bool read_cost(const config::LimitSpec& spec, const limiter::Limit& limit, const RequestView& view,
+                 std::int64_t& cost) const;
   void decided(WorkerStats& stats, RequestRecord& record, bool log_identifier);
   void count(WorkerStats& stats, RequestRecord& record, bool log_identifier);
   void render_headers();
@@ -71,7 +89,7 @@ class RateLimitFilter {
   std::string agent_id_;       // the request's agent ID, once looked up
   bool agent_checked_ = false;  // agent_id_ / agent_found_ are this request's
   Identified agent_found_ = Identified::missing;
-  bool invalid_token_ = false;
+  std::optional<ProxyError> refusal_;
   std::span<const limiter::Descriptor> checked_;  // the descriptors of this request
   std::chrono::steady_clock::time_point started_;
   limiter::Decision decision_;

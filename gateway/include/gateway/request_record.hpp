@@ -27,6 +27,8 @@ struct RequestRecord {
   std::string_view decision = "none";
   std::string_view limit;     // owned by the snapshot
   std::string identifier;     // as in the key; only filled when logging
+  std::int64_t cost = 0;           // units from a `cost` header (the largest); 0: none
+  std::int64_t response_cost = 0;  // units the response reported (cost_from_response)
   std::string client_ip;      // only filled when logging
   std::string path;           // as received, API keys redacted; only filled when logging
 

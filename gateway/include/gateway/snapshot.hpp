@@ -44,6 +44,7 @@ struct Snapshot {
   std::vector<std::size_t> route_ids;
   std::vector<std::size_t> limit_ids;
   std::size_t unmatched_route_id = 0;    // requests no route matched
+  bool has_response_costs = false;       // some limit has cost_from_response
   // identifiers.agent_id.jwt with its key material read (the PEM or JWKS file is read
   // here, so each reload rereads it); nullptr without jwt. Declared before identifiers,
   // which points to it.

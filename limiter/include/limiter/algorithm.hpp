@@ -11,21 +11,33 @@
 
 namespace phlow::limiter {
 
+// sliding_log: the units counted at one millisecond.
+struct LogEntry {
+  std::int64_t at_ms = 0;
+  std::int64_t units = 0;
+};
+
 struct LimitState {
-  std::deque<std::int64_t> log;   // sliding_log: ms timestamps, oldest first
+  std::deque<LogEntry> log;       // sliding_log: oldest first, one entry per ms
+  std::int64_t logged = 0;        //   the units in `log`
   std::int64_t window = 0;        // sliding_window: index of the current window
   std::int64_t current = 0;       //   requests counted in it
   std::int64_t previous = 0;      //   requests counted in the one before
   std::int64_t tat_us = 0;        // token_bucket: theoretical arrival time
 };
 
-// Decides whether one more request fits, without consuming it. May drop state that
-// has left the window. `remaining` and `reset_ms` describe the state after the
-// request would be consumed.
-LimitResult evaluate(const Limit& limit, LimitState& state, std::int64_t now_us);
+// Decides whether one more request weighing `cost` units fits, without consuming it.
+// May drop state that has left the window. `remaining` and `reset_ms` describe the
+// state after the request would be consumed. A cost over limit.quota() never fits:
+// rejected with a retry of one window.
+LimitResult evaluate(const Limit& limit, LimitState& state, std::int64_t now_us,
+                     std::int64_t cost = 1);
 
-// Counts one request. Call only after evaluate() allowed it at the same time.
-void consume(const Limit& limit, LimitState& state, std::int64_t now_us);
+// Counts `units` (a request's cost after evaluate() allowed it at the same time, or
+// what a response used: then even past the limit). Bounded so that the arithmetic
+// stays exact in Lua's doubles: a sliding_window counts at most 2^52 / window_ms units
+// per window, a token_bucket owes at most 2^51 us (71 years) ahead.
+void consume(const Limit& limit, LimitState& state, std::int64_t now_us, std::int64_t units = 1);
 
 // Unix ms after which `state` constrains nothing and may be forgotten.
 std::int64_t expires_at_ms(const Limit& limit, const LimitState& state);

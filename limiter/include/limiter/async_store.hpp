@@ -8,6 +8,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/system/error_code.hpp>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -17,6 +18,10 @@
 #include "limiter/redis_health.hpp"
 
 namespace phlow::limiter {
+
+// What a check does: only report usage, consume when every enforced limit allows, or
+// consume each descriptor's cost unconditionally (a debit: what a response used).
+enum class CheckMode : std::uint8_t { peek, consume, debit };
 
 class AsyncStore {
  public:
@@ -31,11 +36,10 @@ class AsyncStore {
   // Connected: checks go to the store (else the failure policy decides at once).
   virtual bool ready() const = 0;
 
-  // Decides `descriptors` atomically (see RateLimitBackend::check). With consume =
-  // false, only reports usage. Completes within the check deadline; on any failure
-  // with an error and no decision. The descriptors must stay alive until the handler
-  // runs.
-  virtual void async_check(std::span<const Descriptor> descriptors, bool consume,
+  // Decides `descriptors` atomically (see RateLimitBackend::check), each weighing its
+  // cost, as `mode` says. Completes within the check deadline; on any failure with an
+  // error and no decision. The descriptors must stay alive until the handler runs.
+  virtual void async_check(std::span<const Descriptor> descriptors, CheckMode mode,
                            CheckHandler handler) = 0;
   // Deletes `key`.
   virtual void async_reset(std::string_view key, ResetHandler handler) = 0;

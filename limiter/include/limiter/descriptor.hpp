@@ -17,6 +17,9 @@ inline constexpr std::size_t kMaxRawIdentifier = 128;
 struct Descriptor {
   const Limit* limit = nullptr;  // must outlive every check that uses it
   std::string key;               // <prefix><limit name>:<identifier>
+  // Units this request weighs (config `cost`): 1 <= cost <= limit->quota() for a check;
+  // for a debit (cost_from_response), what the response used, 0 <= cost <= max_debit().
+  std::int64_t cost = 1;
 };
 
 // Returns the identifier as it appears in keys: itself, or its SHA-256 when it is

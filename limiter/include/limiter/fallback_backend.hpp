@@ -56,6 +56,21 @@ class FallbackBackend {
         token, descriptors);
   }
 
+  // Consumes each descriptor's cost unconditionally, even past its limit: what a
+  // response reported using (cost_from_response). In Redis when it is up; else, or
+  // when the Redis call fails, in the in-memory counts (which decide while Redis is
+  // down). Completes (void(Decision): the usage after it, its source, and the Redis
+  // failure if any) never on the caller's stack. `descriptors` must stay alive until
+  // then.
+  template <class Token>
+  auto async_debit(std::span<const Descriptor> descriptors, Token&& token) {
+    return boost::asio::async_initiate<Token, void(Decision)>(
+        [this](auto handler, std::span<const Descriptor> d) {
+          start_debit(d, boost::asio::any_completion_handler<void(Decision)>(std::move(handler)));
+        },
+        token, descriptors);
+  }
+
   MemoryBackend& memory() { return *memory_; }
   // Forgets `key` locally: its in-memory counts and its last Redis rejection.
   void reset_local(std::string_view key);
@@ -71,6 +86,8 @@ class FallbackBackend {
 
  private:
   void start_check(std::span<const Descriptor> descriptors,
+                   boost::asio::any_completion_handler<void(Decision)> handler);
+  void start_debit(std::span<const Descriptor> descriptors,
                    boost::asio::any_completion_handler<void(Decision)> handler);
   Decision on_redis_failure(std::span<const Descriptor> descriptors);
 

@@ -25,6 +25,9 @@ struct Limit {
   Algorithm algorithm = Algorithm::sliding_log;
   std::int64_t burst = 0;        // token_bucket only; 0 means `requests`
   bool shadow = false;           // evaluated and reported, never enforced
+  // A request may weigh more than one unit (config `cost`, `cost_from_response`):
+  // in Redis, its sliding_log then keeps the units of each entry (check.lua).
+  bool weighted = false;
 
   std::int64_t effective_burst() const { return burst > 0 ? burst : requests; }
   // The number a client sees as X-RateLimit-Limit.
@@ -37,6 +40,10 @@ struct Limit {
 // (redis.fallback_share): requests and burst divided by `share`, at least 1 each.
 // The name is left empty: algorithms do not read it.
 Limit share_of(const Limit& limit, std::uint32_t share);
+
+// The most units one response can add to a limit (cost_from_response): `requests`,
+// one window's budget, so that one answer blocks its key for about a window at most.
+inline std::int64_t max_debit(const Limit& limit) { return limit.requests; }
 
 // Returns an empty string when `limit` is usable, else what is wrong with it.
 std::string validate(const Limit& limit);

@@ -36,6 +36,9 @@ class MemoryBackend final : public RateLimitBackend {
   // part of a budget several instances share). share <= 1 is the whole limit.
   Decision check(std::span<const Descriptor> descriptors, std::uint32_t share);
   LimitResult peek(const Descriptor& descriptor, std::uint32_t share);
+  // Consumes each descriptor's cost unconditionally, even past its limit (what a
+  // response reported using: cost_from_response). Returns the usage after it.
+  Decision debit(std::span<const Descriptor> descriptors, std::uint32_t share = 1);
 
   std::size_t size() const;  // keys held, for tests and metrics
   std::int64_t now_us() const { return clock_->now_us(); }
@@ -43,6 +46,7 @@ class MemoryBackend final : public RateLimitBackend {
  private:
   struct Shard;
   Shard& shard_for(std::size_t hash) const;
+  Decision apply(std::span<const Descriptor> descriptors, std::uint32_t share, bool debit);
 
   std::shared_ptr<const Clock> clock_;
   std::size_t keys_per_shard_;

@@ -60,11 +60,10 @@ class RedisBackend final : public AsyncStore {
   bool ready() const override;
 
   // Decides `descriptors` in one script call, with the other checks of this loop turn
-  // (see RateLimitBackend::check). With
-  // consume = false, only reports usage. Completes within the check deadline; on any
+  // (see AsyncStore::async_check). Completes within the check deadline; on any
   // failure with an error (StoreError) and no decision. The descriptors must stay
   // alive until the handler runs.
-  void async_check(std::span<const Descriptor> descriptors, bool consume,
+  void async_check(std::span<const Descriptor> descriptors, CheckMode mode,
                    CheckHandler handler) override;
 
   // Deletes `key`.

@@ -5,7 +5,8 @@
 //   or token_bucket limit whose key Redis rejected is rejected here, without asking
 //   Redis, until that time. Exact: in those algorithms nothing but an admin reset or a
 //   config change (which clear this) makes a rejected key allowed before its retry
-//   time, and a rejection consumes nothing. The entry serves at most kCacheMaxMs, so a
+//   time, and a rejection consumes nothing. Only rejections of one-unit requests are
+//   cached (a request of a lighter cost may fit sooner). The entry serves at most kCacheMaxMs, so a
 //   reset made on another gateway is seen here within that bound.
 // - the fallback, while Redis is down: keys Redis was rejecting stay rejected until
 //   their time (any algorithm), so an outage does not hand out a fresh budget.

@@ -6,13 +6,17 @@
 --           <prefix><limit>:<identifier>
 -- ARGV[1]   "" to use the server clock (always, in production), or a time in
 --           microseconds (tests only)
--- ARGV[2..] per check, in order: its number of limits n; "1" to consume when allowed,
---           "0" to only look, "2" to consume and report what each limit added
---           (Cluster: a refund takes exactly that back); then one string per limit,
---           "algorithm requests window_ms burst shadow" (algorithm 0 sliding_log,
---           1 sliding_window, 2 token_bucket; shadow 0/1), parsed once per call
+-- ARGV[2..] per check, in order: its number of limits n; its mode: "1" to consume when
+--           allowed, "0" to only look, "2" to consume and report what each limit added
+--           (Cluster: a refund takes exactly that back), "3" to consume unconditionally
+--           (a debit: what a response used, even past the limit) - followed, when a
+--           request weighs more than one unit in some limit, by each limit's cost:
+--           "1 5 1"; then one string per limit, "algorithm requests window_ms burst
+--           shadow weighted" (algorithm 0 sliding_log, 1 sliding_window, 2 token_bucket;
+--           shadow, weighted 0/1), parsed once per call
 -- Returns   { now_ms, then per check, per limit: allowed (0/1), remaining, reset_ms,
---           retry_after_ms; and for a check with "2", per limit what it added: the
+--           retry_after_ms (for a debit: the usage after it, as a one-unit request
+--           would see it); and for a check with "2", per limit what it added: the
 --           sliding_log member, the sliding_window index, the token_bucket interval in
 --           us; -1 for nothing }
 --
@@ -56,29 +60,72 @@ end
 -- sliding_log: sorted set of ms scores; an entry at t counts while now - window < t.
 -- Members are microsecond stamps, unique per key even within one millisecond: added
 -- by ZADD at once (the set is the state); only the expiry waits for the end.
-local function load_log(key, w)
+-- A weighted log (a limit with a cost) names its members "<stamp>:<units>" and keeps
+-- the total of its units in the member "#", scored -total: scores of entries are
+-- positive, so that trimming (0 .. now - window] never touches it.
+local function units_of(member) return tonumber(string.match(member, ':(%d+)$')) or 1 end
+
+local function load_log(key, w, weighted)
   local st = state[key]
   if st and st.algo == 0 then return st end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - w))
-  st = { count = redis.call('ZCARD', key), member = now_us - 1, w = w, algo = 0 }
+  local cut = int(now - w)
+  local count
+  if weighted then
+    local total = redis.call('ZSCORE', key, '#')
+    local changed
+    if total then
+      count = -tonumber(total)
+      local gone = redis.call('ZRANGEBYSCORE', key, '(0', cut)
+      for _, m in ipairs(gone) do count = count - units_of(m) end
+      changed = #gone > 0
+    else  -- new, or written before the limit had a cost: count every entry
+      count = 0
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. cut, '+inf')) do count = count + units_of(m) end
+      changed = count > 0
+    end
+    redis.call('ZREMRANGEBYSCORE', key, '(0', cut)
+    -- The total stays true even when this call consumes nothing.
+    if changed then redis.call('ZADD', key, int(-count), '#') end
+  else
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', cut)
+    count = redis.call('ZCARD', key)
+  end
+  st = { count = count, member = now_us - 1, w = w, algo = 0, weighted = weighted }
   state[key] = st
   return st
 end
 
-local function eval_log(key, n, w)
-  local count = load_log(key, w).count
-  if count < n then return 1, n - count - 1, now + w, 0 end
-  local entry = redis.call('ZRANGE', key, count - n, count - n, 'WITHSCORES')
-  local retry = tonumber(entry[2]) + w - now
+local function eval_log(key, n, w, weighted, cost)
+  local count = load_log(key, w, weighted).count
+  if count + cost <= n then return 1, n - count - cost, now + w, 0 end
+  local retry = w
+  if weighted then
+    -- The request fits once the oldest entries holding `need` units have left.
+    local need, freed, from = count + cost - n, 0, 0
+    while retry == w do
+      local page = redis.call('ZRANGEBYSCORE', key, '(0', '+inf', 'WITHSCORES', 'LIMIT', from, 64)
+      if #page == 0 then break end
+      for i = 1, #page, 2 do
+        freed = freed + units_of(page[i])
+        if freed >= need then retry = tonumber(page[i + 1]) + w - now; break end
+      end
+      from = from + 64
+    end
+  else
+    local at = count + cost - n - 1  -- one unit per entry
+    local entry = redis.call('ZRANGE', key, at, at, 'WITHSCORES')
+    retry = tonumber(entry[2]) + w - now
+  end
   return 0, 0, now + retry, retry
 end
 
-local function consume_log(key, w)
-  local st = load_log(key, w)
+local function consume_log(key, w, weighted, units)
+  local st = load_log(key, w, weighted)
   local member = st.member + 1
-  while redis.call('ZADD', key, 'NX', now_s, int(member)) == 0 do member = member + 1 end
+  local suffix = weighted and (':' .. int(units)) or ''
+  while redis.call('ZADD', key, 'NX', now_s, int(member) .. suffix) == 0 do member = member + 1 end
   st.member = member
-  st.count = st.count + 1
+  st.count = st.count + units
   touch(key, st)
   return member
 end
@@ -96,26 +143,27 @@ local function load_window(key, w)
   return st
 end
 
-local function eval_window(key, n, w)
+local function eval_window(key, n, w, cost)
   local st = load_window(key, w)
   local cw, c, p = st.cw, st.c, st.p
   local elapsed = now - cw * w
   local weighted = p * (w - elapsed) + c * w
-  if weighted + w <= n * w then
-    return 1, floor_div(n * w - weighted - w, w), (cw + 2) * w, 0
+  if weighted + cost * w <= n * w then
+    return 1, floor_div(n * w - weighted - cost * w, w), (cw + 2) * w, 0
   end
   local retry
-  if c + 1 <= n then
-    retry = (w - floor_div((n - 1 - c) * w, p)) - elapsed
+  if c + cost <= n then
+    retry = (w - floor_div((n - cost - c) * w, p)) - elapsed
   else
-    retry = (w - elapsed) + (w - floor_div((n - 1) * w, c))
+    retry = (w - elapsed) + (w - floor_div((n - cost) * w, c))
   end
   return 0, 0, now + retry, retry
 end
 
-local function consume_window(key, w)
+-- At most 2^52 / w units per window (exact doubles; as algorithm.cpp).
+local function consume_window(key, w, units)
   local st = load_window(key, w)
-  st.c = st.c + 1
+  st.c = math.min(st.c + units, floor_div(4503599627370496, w))
   touch(key, st)
   return st.cw
 end
@@ -131,9 +179,9 @@ local function load_bucket(key)
   return st
 end
 
-local function eval_bucket(key, n, w, burst)
+local function eval_bucket(key, n, w, burst, cost)
   local t = emission(n, w)
-  local new_tat = load_bucket(key).tat + t
+  local new_tat = load_bucket(key).tat + cost * t
   local allow_at = new_tat - burst * t
   if now_us >= allow_at then
     return 1, floor_div(now_us - allow_at, t), ceil_div(new_tat, 1000), 0
@@ -142,12 +190,14 @@ local function eval_bucket(key, n, w, burst)
   return 0, 0, now + retry, retry
 end
 
-local function consume_bucket(key, n, w)
+-- At most 2^51 us ahead (as algorithm.cpp).
+local function consume_bucket(key, n, w, units)
   local st = load_bucket(key)
   local t = emission(n, w)
-  st.tat = st.tat + t
+  local before = st.tat
+  st.tat = math.min(st.tat + units * t, now_us + 2251799813685248)
   touch(key, st)
-  return t
+  return st.tat - before
 end
 
 -- Writes back what the call consumed, once per key.
@@ -155,6 +205,7 @@ local function store()
   for _, key in ipairs(dirty) do
     local st = state[key]
     if st.algo == 0 then
+      if st.weighted then redis.call('ZADD', key, int(-st.count), '#') end
       redis.call('PEXPIRE', key, st.w)
     elseif st.algo == 1 then
       redis.call('HSET', key, 'w', int(st.cw), 'c', int(st.c), 'p', int(st.p))
@@ -169,50 +220,75 @@ local out = { now }
 local o = 1                -- #out
 local allowed, added = {}, {}  -- per check, reused
 
--- A limit's parameters, "algorithm requests window_ms burst shadow", parsed once per
--- distinct string in a call.
+-- A limit's parameters, "algorithm requests window_ms burst shadow weighted", parsed
+-- once per distinct string in a call.
 local params = {}
 local function limit_of(s)
   local l = params[s]
   if l then return l end
-  local algo, n, w, burst, shadow = string.match(s, '^(%d+) (%d+) (%d+) (%d+) ([01])$')
-  l = { algo = tonumber(algo), n = tonumber(n), w = tonumber(w), burst = tonumber(burst), shadow = shadow == '1' }
+  local algo, n, w, burst, shadow, weighted = string.match(s, '^(%d+) (%d+) (%d+) (%d+) ([01]) ([01])$')
+  l = { algo = tonumber(algo), n = tonumber(n), w = tonumber(w), burst = tonumber(burst),
+        shadow = shadow == '1', weighted = weighted == '1' }
   if l.burst <= 0 then l.burst = l.n end
+  l.quota = l.algo == 2 and l.burst or l.n
   params[s] = l
   return l
 end
 
+local function evaluate(key, l, cost)
+  local algo = l.algo
+  if cost > l.quota then return 0, 0, now + l.w, l.w end  -- never fits
+  if algo == 0 then return eval_log(key, l.n, l.w, l.weighted, cost)
+  elseif algo == 1 then return eval_window(key, l.n, l.w, cost)
+  else return eval_bucket(key, l.n, l.w, l.burst, cost) end
+end
+
+local function consume(key, l, units)
+  if units <= 0 then return -1 end
+  local algo = l.algo
+  if algo == 0 then return consume_log(key, l.w, l.weighted, units)
+  elseif algo == 1 then return consume_window(key, l.w, units)
+  else return consume_bucket(key, l.n, l.w, units) end
+end
+
+local costs = {}  -- per check, reused
+local function out4(ok, remaining, reset, retry)
+  out[o + 1] = ok
+  out[o + 2] = remaining
+  out[o + 3] = reset
+  out[o + 4] = retry
+  o = o + 4
+end
+
 -- One check: the limits KEYS[k + 1 .. k + n], their parameters ARGV[b + 1 .. b + n].
-local function check(k, n, b, mode)
-  local enforced_ok = true
-  for i = 1, n do
-    local key, l = KEYS[k + i], limit_of(ARGV[b + i])
-    local algo = l.algo
-    local ok, remaining, reset, retry
-    if algo == 0 then ok, remaining, reset, retry = eval_log(key, l.n, l.w)
-    elseif algo == 1 then ok, remaining, reset, retry = eval_window(key, l.n, l.w)
-    else ok, remaining, reset, retry = eval_bucket(key, l.n, l.w, l.burst) end
-    allowed[i] = ok
-    if ok == 0 and not l.shadow then enforced_ok = false end
-    out[o + 1] = ok
-    out[o + 2] = remaining
-    out[o + 3] = reset
-    out[o + 4] = retry
-    o = o + 4
-  end
-  local consume = mode ~= '0' and enforced_ok
-  for i = 1, n do
-    added[i] = -1
-    if consume and allowed[i] == 1 then
-      local key, l = KEYS[k + i], params[ARGV[b + i]]
-      local algo = l.algo
-      if algo == 0 then added[i] = consume_log(key, l.w)
-      elseif algo == 1 then added[i] = consume_window(key, l.w)
-      else added[i] = consume_bucket(key, l.n, l.w) end
+local function check(k, n, b, mode_arg)
+  local mode = string.sub(mode_arg, 1, 1)
+  local i = 0
+  for c in string.gmatch(string.sub(mode_arg, 3), '%d+') do i = i + 1; costs[i] = tonumber(c) end
+  for j = i + 1, n do costs[j] = 1 end
+  if mode == '3' then
+    for j = 1, n do
+      local key, l = KEYS[k + j], limit_of(ARGV[b + j])
+      consume(key, l, costs[j])
+      out4(evaluate(key, l, 1))
     end
+    return
+  end
+  local enforced_ok = true
+  for j = 1, n do
+    local l = limit_of(ARGV[b + j])
+    local ok, remaining, reset, retry = evaluate(KEYS[k + j], l, costs[j])
+    allowed[j] = ok
+    if ok == 0 and not l.shadow then enforced_ok = false end
+    out4(ok, remaining, reset, retry)
+  end
+  local take = mode ~= '0' and enforced_ok
+  for j = 1, n do
+    added[j] = -1
+    if take and allowed[j] == 1 then added[j] = consume(KEYS[k + j], params[ARGV[b + j]], costs[j]) end
   end
   if mode == '2' then
-    for i = 1, n do o = o + 1; out[o] = added[i] end
+    for j = 1, n do o = o + 1; out[o] = added[j] end
   end
 end
 

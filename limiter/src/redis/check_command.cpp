@@ -20,20 +20,27 @@ const Descriptor& nth(std::span<const Descriptor> descriptors, std::span<const s
   return pick.empty() ? descriptors[i] : descriptors[pick[i]];
 }
 
-// KEYS[i] the keys; ARGV: per key its algorithm, window_ms and what the check added
-// (the sliding_log member, the sliding_window index, the token_bucket interval in us).
+// KEYS[i] the keys; ARGV: per key its algorithm, window_ms, what the check added (the
+// sliding_log member, the sliding_window index, the token_bucket interval in us), the
+// units it weighed and whether the limit is weighted (0/1).
 constexpr std::string_view kRefundScript = R"lua(
 local function int(x) return string.format('%.0f', x) end
 for i, key in ipairs(KEYS) do
-  local b = (i - 1) * 3
-  local algo, added = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 3])
+  local b = (i - 1) * 5
+  local algo, added, units = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   if algo == 0 then
-    redis.call('ZREM', key, ARGV[b + 3])
+    if ARGV[b + 5] == '1' then
+      if redis.call('ZREM', key, ARGV[b + 3] .. ':' .. ARGV[b + 4]) == 1 and redis.call('ZSCORE', key, '#') then
+        redis.call('ZINCRBY', key, units, '#')
+      end
+    else
+      redis.call('ZREM', key, ARGV[b + 3])
+    end
   elseif algo == 1 then
     local v = redis.call('HMGET', key, 'w', 'c', 'p')
     local w, c, p = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
-    if w == added and c > 0 then redis.call('HSET', key, 'c', int(c - 1))
-    elseif w == added + 1 and p > 0 then redis.call('HSET', key, 'p', int(p - 1)) end
+    if w == added then redis.call('HSET', key, 'c', int(math.max(c - units, 0)))
+    elseif w == added + 1 then redis.call('HSET', key, 'p', int(math.max(p - units, 0))) end
   else
     local tat = tonumber(redis.call('GET', key))
     local ttl = redis.call('PTTL', key)
@@ -43,14 +50,32 @@ end
 return 1
 )lua";
 
-// A limit as the check script reads it: "algorithm requests window_ms burst shadow".
+// A limit as the check script reads it: "algorithm requests window_ms burst shadow
+// weighted".
 std::string_view limit_params(const Limit& l, std::array<char, 128>& buffer) {
   char* at = buffer.data();
   char* const end = buffer.data() + buffer.size();
   for (const std::int64_t v : {static_cast<std::int64_t>(l.algorithm), l.requests, l.window_ms,
-                               static_cast<std::int64_t>(l.burst), std::int64_t{l.shadow ? 1 : 0}}) {
+                               static_cast<std::int64_t>(l.burst), std::int64_t{l.shadow ? 1 : 0},
+                               std::int64_t{l.weighted ? 1 : 0}}) {
     if (at != buffer.data()) *at++ = ' ';
     at = std::to_chars(at, end, v).ptr;
+  }
+  return {buffer.data(), static_cast<std::size_t>(at - buffer.data())};
+}
+
+// A check's mode argument: "1", or with costs other than 1, "1 5 1" (a cost per limit).
+using ModeBuffer = std::array<char, 2 + kMaxLimitsPerCheck * 21>;
+std::string_view check_mode(const CheckArgs& c, ModeBuffer& buffer) {
+  buffer[0] = static_cast<char>(c.consume);
+  std::size_t weighs = 0;
+  for (std::size_t i = 0; i < c.limits(); ++i) weighs += nth(c.descriptors, c.pick, i).cost != 1 ? 1 : 0;
+  if (weighs == 0) return {buffer.data(), 1};
+  char* at = buffer.data() + 1;
+  char* const end = buffer.data() + buffer.size();
+  for (std::size_t i = 0; i < c.limits() && i < kMaxLimitsPerCheck; ++i) {
+    *at++ = ' ';
+    at = std::to_chars(at, end, std::max<std::int64_t>(nth(c.descriptors, c.pick, i).cost, 0)).ptr;
   }
   return {buffer.data(), static_cast<std::size_t>(at - buffer.data())};
 }
@@ -81,6 +106,7 @@ void encode_checks(std::string& out, bool by_sha, std::string_view sha_or_script
   std::size_t keys = 0;
   for (const CheckArgs& c : checks) keys += c.limits();
   std::array<char, 128> params;
+  ModeBuffer mode;
   out.clear();
   CommandWriter w(out, 3 + keys + 1 + 2 * checks.size() + keys);
   w.arg(by_sha ? "EVALSHA" : "EVAL").arg(sha_or_script).arg(static_cast<std::int64_t>(keys));
@@ -89,8 +115,7 @@ void encode_checks(std::string& out, bool by_sha, std::string_view sha_or_script
   }
   w.arg("");
   for (const CheckArgs& c : checks) {
-    const char mode = static_cast<char>(c.consume);
-    w.arg(static_cast<std::int64_t>(c.limits())).arg(std::string_view(&mode, 1));
+    w.arg(static_cast<std::int64_t>(c.limits())).arg(check_mode(c, mode));
     for (std::size_t i = 0; i < c.limits(); ++i) {
       w.arg(limit_params(*nth(c.descriptors, c.pick, i).limit, params));
     }
@@ -157,15 +182,17 @@ void encode_refund(std::string& out, std::span<const Descriptor> descriptors,
   std::size_t n = 0;
   for (std::size_t i = 0; i < pick.size(); ++i) n += added[i] >= 0 ? 1 : 0;
   out.clear();
-  CommandWriter w(out, 3 + n + 3 * n);
+  CommandWriter w(out, 3 + n + 5 * n);
   w.arg("EVAL").arg(kRefundScript).arg(static_cast<std::int64_t>(n));
   for (std::size_t i = 0; i < pick.size(); ++i) {
     if (added[i] >= 0) w.arg(descriptors[pick[i]].key);
   }
   for (std::size_t i = 0; i < pick.size(); ++i) {
     if (added[i] < 0) continue;
-    const Limit& l = *descriptors[pick[i]].limit;
-    w.arg(static_cast<std::int64_t>(l.algorithm)).arg(l.window_ms).arg(added[i]);
+    const Descriptor& d = descriptors[pick[i]];
+    const Limit& l = *d.limit;
+    w.arg(static_cast<std::int64_t>(l.algorithm)).arg(l.window_ms).arg(added[i]).arg(d.cost);
+    w.arg(l.weighted ? "1" : "0");
   }
 }
 

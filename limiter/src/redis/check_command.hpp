@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "limiter/async_store.hpp"
 #include "limiter/decision.hpp"
 #include "limiter/descriptor.hpp"
 #include "redis/resp.hpp"
@@ -15,8 +16,13 @@
 namespace phlow::limiter::redis {
 
 // Whether a check consumes when allowed; `report` also returns what each limit added
-// (so that a refund can take exactly that back: Cluster, checks across slots).
-enum class Consume : char { no = '0', yes = '1', report = '2' };
+// (so that a refund can take exactly that back: Cluster, checks across slots); `debit`
+// consumes each descriptor's cost unconditionally (cost_from_response).
+enum class Consume : char { no = '0', yes = '1', report = '2', debit = '3' };
+
+inline Consume consume_of(CheckMode mode) {
+  return mode == CheckMode::peek ? Consume::no : mode == CheckMode::debit ? Consume::debit : Consume::yes;
+}
 
 // One check of a script call: `descriptors` - or, when `pick` is not empty,
 // descriptors[pick[0]], descriptors[pick[1]], ... only.

@@ -81,7 +81,7 @@ class ClusterStore::State : public std::enable_shared_from_this<State> {
     return true;
   }
 
-  void check(std::span<const Descriptor> descriptors, bool consume, CheckHandler handler);
+  void check(std::span<const Descriptor> descriptors, CheckMode mode, CheckHandler handler);
   void reset(std::string_view key, ResetHandler handler);
   void presence(std::string key, std::string member) {
     const std::uint16_t slot = KeyLayout::slot(key);
@@ -210,13 +210,14 @@ struct ClusterStore::State::Call {
   std::array<std::array<std::int64_t, kMaxLimitsPerCheck>, kMaxLimitsPerCheck> added{};
 };
 
-void ClusterStore::State::check(std::span<const Descriptor> descriptors, bool consume,
+void ClusterStore::State::check(std::span<const Descriptor> descriptors, CheckMode check_mode,
                                 CheckHandler handler) {
+  const bool consume = check_mode == CheckMode::consume;
   const auto deadline = Clock::now() + options_.timeout;
   const SlotGroups groups(descriptors);
   if (groups.count <= 1) {
     // One slot: one script call, all-or-nothing inside Redis, as in standalone.
-    const Consume mode = consume ? Consume::yes : Consume::no;
+    const Consume mode = consume_of(check_mode);
     const int index = groups.count == 0 ? kNoNode : owner_index(groups.slot[0]);
     health_->count_script_call(1);
     send(index, false, true,
@@ -233,7 +234,8 @@ void ClusterStore::State::check(std::span<const Descriptor> descriptors, bool co
   }
   auto call = std::make_shared<Call>(descriptors, consume, std::move(handler));
   call->outstanding = call->groups.count;
-  const Consume mode = consume ? Consume::report : Consume::no;
+  // A debit consumes in every slot whatever the others say: nothing to refund.
+  const Consume mode = consume ? Consume::report : consume_of(check_mode);
   for (std::size_t g = 0; g < call->groups.count; ++g) {
     call->added[g].fill(-1);
     health_->count_script_call(g == 0 ? 1 : 0);  // one request, one call per slot
@@ -427,9 +429,9 @@ void ClusterStore::start() { state_->start(); }
 void ClusterStore::stop() { state_->stop(); }
 bool ClusterStore::ready() const { return state_->ready(); }
 
-void ClusterStore::async_check(std::span<const Descriptor> descriptors, bool consume,
+void ClusterStore::async_check(std::span<const Descriptor> descriptors, CheckMode mode,
                                CheckHandler handler) {
-  state_->check(descriptors, consume, std::move(handler));
+  state_->check(descriptors, mode, std::move(handler));
 }
 
 void ClusterStore::async_reset(std::string_view key, ResetHandler handler) {

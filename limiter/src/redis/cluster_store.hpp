@@ -26,7 +26,7 @@ class ClusterStore final : public AsyncStore {
   void start() override;
   void stop() override;
   bool ready() const override;
-  void async_check(std::span<const Descriptor> descriptors, bool consume,
+  void async_check(std::span<const Descriptor> descriptors, CheckMode mode,
                    CheckHandler handler) override;
   void async_reset(std::string_view key, ResetHandler handler) override;
   void start_presence(std::string key, std::string member) override;
