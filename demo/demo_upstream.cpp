@@ -128,10 +128,12 @@ net::awaitable<bool> write_raw(Exchange& ex, auto buffers) {
 // Sends a complete response with `body` (headers only for HEAD). Returns whether the
 // connection may serve another request.
 net::awaitable<bool> send_text(Exchange& ex, http::status status, std::string body,
-                               std::string_view content_type = "application/json") {
+                               std::string_view content_type = "application/json",
+                               std::string_view extra_name = {}, std::string_view extra_value = {}) {
   if (!co_await drain_body(ex)) co_return false;
   http::response<http::string_body> res{status, 11};
   stamp(res, ex);
+  if (!extra_name.empty()) res.set(extra_name, extra_value);
   const auto code = static_cast<unsigned>(status);
   const bool bodiless = code < 200 || code == 204 || code == 304;
   if (!bodiless) {
@@ -207,6 +209,16 @@ net::awaitable<bool> handle_slow(Exchange& ex) {
   net::steady_timer timer(ex.stream.get_executor(), std::chrono::milliseconds(ms));
   co_await timer.async_wait(tuple_awaitable);
   co_return co_await send_text(ex, http::status::ok, slept_json(ms));
+}
+
+// /usage?tokens=N: what an LLM service reports it used, in X-Usage-Tokens: N (with
+// bad=1, a value that is not a number).
+net::awaitable<bool> handle_usage(Exchange& ex) {
+  const auto target = ex.request().target();
+  const auto tokens = query_number(target, "tokens", 0);
+  const std::string value = query_number(target, "bad", 0) != 0 ? "12abc" : std::to_string(tokens);
+  co_return co_await send_text(ex, http::status::ok, "{\"tokens\":\"" + value + "\"}", "application/json",
+                               "X-Usage-Tokens", value);
 }
 
 net::awaitable<bool> handle_count(Exchange& ex) {
@@ -362,6 +374,7 @@ net::awaitable<bool> dispatch(Exchange& ex) {
   if (path == "/truncate") co_return co_await handle_truncate(ex);
   if (path == "/reset") co_return co_await handle_reset(ex);
   if (path == "/count") co_return co_await handle_count(ex);
+  if (path == "/usage") co_return co_await handle_usage(ex);
   co_return co_await send_text(ex, http::status::ok, describe(ex));
 }
 
