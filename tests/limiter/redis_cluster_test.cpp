@@ -91,6 +91,43 @@ TEST_CASE("redis cluster: a request on three masters - the tightest limit exact 
   CHECK(limiter.is_allowed("x"));
   CHECK_FALSE(limiter.is_allowed("x"));
   CHECK(cluster.command({"ZCARD", KeyLayout().key("lib-cluster", "x")}) == "2");
+
+  // Requests weighing units (cost) on three masters: a rejection refunds exactly the
+  // units the other masters took, a weighted sliding_log's entry and total included;
+  // a debit (cost_from_response) reaches every master, past the limit.
+  const auto weighted_names = names_on_different_masters(cluster, "w", 3);
+  REQUIRE(weighted_names.size() == 3);
+  const Limit wtight{.name = weighted_names[0], .requests = 10, .window_ms = 3'600'000,
+                     .algorithm = Algorithm::sliding_window, .weighted = true};
+  const Limit wlog{.name = weighted_names[1], .requests = 100, .window_ms = 3'600'000, .weighted = true};
+  const Limit wbucket{.name = weighted_names[2], .requests = 100, .window_ms = 3'600'000,
+                      .algorithm = Algorithm::token_bucket, .weighted = true};
+  std::vector<Descriptor> w{{&wtight, KeyLayout().key(wtight.name, "w"), 4},
+                            {&wlog, KeyLayout().key(wlog.name, "w"), 4},
+                            {&wbucket, KeyLayout().key(wbucket.name, "w"), 4}};
+  std::string outcomes;
+  for (int i = 0; i < 5; ++i) {
+    const auto decision = store.check(w);
+    REQUIRE(decision);
+    outcomes += decision->allowed ? 'A' : 'R';
+  }
+  CHECK(outcomes == "AARRR");
+  for (auto& one : w) one.cost = 1;
+  auto weighted_look = store.check(w, false);
+  REQUIRE(weighted_look);
+  CHECK(weighted_look->results[1].remaining == 100 - 8 - 1);
+  CHECK(weighted_look->results[2].remaining == 100 - 8 - 1);
+  CHECK(cluster.command({"ZSCORE", w[1].key, "#"}) == "-8");
+  CHECK(cluster.command({"ZCARD", w[1].key}) == "3");  // two entries and the total
+  for (auto& one : w) one.cost = 50;
+  REQUIRE(store.debit(w));
+  for (auto& one : w) one.cost = 1;
+  weighted_look = store.check(w, false);
+  REQUIRE(weighted_look);
+  CHECK_FALSE(weighted_look->results[0].allowed);  // 58 units of 10
+  CHECK(weighted_look->results[1].remaining == 100 - 58 - 1);
+  CHECK(weighted_look->results[2].remaining == 100 - 58 - 1);
+  CHECK(cluster.command({"ZSCORE", w[1].key, "#"}) == "-58");
 }
 
 TEST_CASE("redis cluster: a slot migrated under traffic - ASK and MOVED followed, no check fails") {
