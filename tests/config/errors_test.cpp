@@ -193,6 +193,22 @@ TEST_CASE("limits must be positive and use a known algorithm and key") {
         Lines{"test.yaml:4: limits.a:b: limit name must not contain ':'"});
 }
 
+TEST_CASE("cost and cost_from_response take header:NAME") {
+  CHECK(errors_with("limits:\n  auth: { requests: 5, window: 1m, key: ip, cost: tokens }\n") ==
+        Lines{"test.yaml:4: limits.auth.cost: expected header:NAME (the request or response header holding a "
+              "whole number of units), got \"tokens\""});
+  CHECK(errors_with("limits:\n  auth: { requests: 5, window: 1m, key: ip, cost_from_response: \"header:\" }\n") ==
+        Lines{"test.yaml:4: limits.auth.cost_from_response: expected header:NAME (the request or response header "
+              "holding a whole number of units), got \"header:\""});
+  CHECK(errors_with("limits:\n  auth: { requests: 5, window: 1m, key: ip, cost: \"header:X Cost\" }\n") ==
+        Lines{"test.yaml:4: limits.auth.cost: expected header:NAME (the request or response header holding a "
+              "whole number of units), got \"header:X Cost\""});
+  // What responses may add past the limit needs room in a sliding_window's arithmetic.
+  CHECK(errors_with("limits:\n  auth: { requests: 1000000000, window: 1h, key: ip, algorithm: sliding_window,"
+                    " cost_from_response: \"header:X-Usage\" }\n") ==
+        Lines{"test.yaml:4: limits.auth.requests: requests x window_ms too large for a sliding_window with a cost"});
+}
+
 TEST_CASE("burst only on token_bucket limits") {
   CHECK(errors_with("limits:\n  auth:\n    requests: 5\n    window: 1m\n    key: ip\n    burst: 10\n") ==
         Lines{"test.yaml:8: limits.auth.burst: burst applies to token_bucket only"});

@@ -231,6 +231,30 @@ TEST_CASE("TLS settings show file names in to_redacted_json and round-trip") {
         std::string::npos);
 }
 
+TEST_CASE("cost limits are read, shown and round-trip") {
+  auto result = load_yaml(
+      "limits:\n"
+      "  tokens: { requests: 100000, window: 1h, key: api_key, cost: \"header:X-Phlow-Cost\","
+      " cost_from_response: \"header:X-Usage-Tokens\" }\n"
+      "  plain: { requests: 5, window: 1m, key: ip }\n"
+      "routes:\n  - { match: { path_prefix: / }, upstream: agent, limits: [tokens, plain] }\n"
+      "upstreams:\n  agent: { url: \"http://127.0.0.1:8000\" }\n");
+  const Config& c = require_ok(result);
+  CHECK(c.limits[0].cost_header == "X-Phlow-Cost");
+  CHECK(c.limits[0].response_cost_header == "X-Usage-Tokens");
+  CHECK(c.limits[0].limit.weighted);
+  CHECK_FALSE(c.limits[1].limit.weighted);
+  const auto json = to_redacted_json(c);
+  CHECK(json["limits"]["tokens"]["cost"] == "header:X-Phlow-Cost");
+  CHECK(json["limits"]["tokens"]["cost_from_response"] == "header:X-Usage-Tokens");
+  CHECK_FALSE(json["limits"]["plain"].contains("cost"));
+  auto again = load_json(json.dump(2));
+  CHECK(require_ok(again) == c);
+  const std::string summary = summarize(c);
+  CHECK(summary.find("tokens: 100000 per 1h, sliding_log, key api_key, cost from request header "
+                     "X-Phlow-Cost, plus cost from response header X-Usage-Tokens") != std::string::npos);
+}
+
 TEST_CASE("summarize shows listeners, redis mode, routes and limits") {
   const std::string dir = PHLOW_CONFIG_EXAMPLES_DIR;
   auto example = load_config_file(dir + "/phlow-agent.yaml",
