@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <climits>
 #include <iterator>
 
 namespace phlow::limiter {
@@ -124,6 +125,12 @@ LimitResult evaluate(const Limit& limit, LimitState& state, std::int64_t now_us,
       case Algorithm::sliding_log: r = evaluate_log(limit, state, now_ms, cost); break;
       case Algorithm::sliding_window: r = evaluate_window(limit, state, now_ms, cost); break;
       case Algorithm::token_bucket: r = evaluate_bucket(limit, state, now_us, cost); break;
+      case Algorithm::concurrency:
+        r.allowed = state.inflight + cost <= limit.requests;
+        r.remaining = r.allowed ? limit.requests - state.inflight - cost : 0;
+        r.retry_after_ms = r.allowed ? 0 : kConcurrencyRetryMs;
+        r.reset_ms = now_ms + kConcurrencyRetryMs;
+        break;
     }
   }
   r.limit = limit.quota();
@@ -152,6 +159,9 @@ void consume(const Limit& limit, LimitState& state, std::int64_t now_us, std::in
       state.tat_us = std::min(std::max(state.tat_us, now_us) + units * emission_us(limit),
                               now_us + kBucketDebtCapUs);
       break;
+    case Algorithm::concurrency:
+      state.inflight += units;
+      break;
   }
 }
 
@@ -163,6 +173,8 @@ std::int64_t expires_at_ms(const Limit& limit, const LimitState& state) {
       return (state.window + 2) * limit.window_ms;
     case Algorithm::token_bucket:
       return ceil_div(state.tat_us, 1000);
+    case Algorithm::concurrency:  // in this process: held until given back
+      return state.inflight > 0 ? INT64_MAX : 0;
   }
   return 0;
 }
@@ -196,6 +208,9 @@ void merge_conservatively(const Limit& limit, LimitState& into, const LimitState
     }
     case Algorithm::token_bucket:
       into.tat_us = std::max(into.tat_us, from.tat_us);
+      break;
+    case Algorithm::concurrency:
+      into.inflight = std::max(into.inflight, from.inflight);
       break;
   }
 }

@@ -9,6 +9,7 @@ std::optional<Algorithm> parse_algorithm(std::string_view name) {
   if (name == "sliding_log") return Algorithm::sliding_log;
   if (name == "sliding_window") return Algorithm::sliding_window;
   if (name == "token_bucket") return Algorithm::token_bucket;
+  if (name == "concurrency") return Algorithm::concurrency;
   return std::nullopt;
 }
 
@@ -17,6 +18,7 @@ std::string_view to_string(Algorithm algorithm) {
     case Algorithm::sliding_log: return "sliding_log";
     case Algorithm::sliding_window: return "sliding_window";
     case Algorithm::token_bucket: return "token_bucket";
+    case Algorithm::concurrency: return "concurrency";
   }
   return "unknown";
 }
@@ -52,6 +54,9 @@ std::string validate(const Limit& limit) {
   if (limit.algorithm == Algorithm::sliding_window &&
       limit.requests > (std::int64_t{1} << 53) / limit.window_ms) {
     return "requests x window_ms too large for sliding_window";
+  }
+  if (limit.weighted && limit.algorithm == Algorithm::concurrency) {
+    return "cost does not apply to concurrency (a request takes one slot)";
   }
   // Room for what responses add past the limit (kWindowUnitsCap in algorithm.cpp).
   if (limit.weighted && limit.algorithm == Algorithm::sliding_window &&

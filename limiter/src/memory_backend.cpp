@@ -196,6 +196,15 @@ Decision MemoryBackend::apply(std::span<const Descriptor> descriptors, std::uint
   return decision;
 }
 
+void MemoryBackend::release(const Descriptor& d) {
+  Shard& shard = shard_for(hash_key(d.key));
+  std::lock_guard lock(shard.mutex);
+  if (auto it = shard.entries.find(d.key); it != shard.entries.end()) {
+    release_slot(it->second.state);
+    it->second.expires_ms = expires_at_ms(it->second.params, it->second.state);
+  }
+}
+
 void MemoryBackend::reset(std::string_view key) {
   Shard& shard = shard_for(hash_key(key));
   std::lock_guard lock(shard.mutex);

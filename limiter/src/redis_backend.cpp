@@ -67,9 +67,27 @@ void RedisBackend::async_check(std::span<const Descriptor> descriptors, CheckMod
 void RedisBackend::async_reset(std::string_view key, ResetHandler handler) {
   command_.clear();
   redis::CommandWriter(command_, 2).arg("DEL").arg(key);
+  exec_command(false, std::move(handler));
+}
+
+void RedisBackend::async_release(std::string_view key, std::string_view slot, ResetHandler handler) {
+  redis::encode_release(command_, key, slot);
+  exec_command(false, std::move(handler));
+}
+
+void RedisBackend::async_renew(std::string_view key, std::string_view slot, std::int64_t window_ms,
+                               ResetHandler handler) {
+  redis::encode_renew(command_, key, slot, window_ms);
+  exec_command(true, std::move(handler));
+}
+
+void RedisBackend::exec_command(bool require_one, ResetHandler handler) {
   connection_->exec(command_, redis::Clock::now() + options_.timeout,
-                    [h = std::move(handler)](error_code ec, Value v) mutable {
+                    [require_one, h = std::move(handler)](error_code ec, Value v) mutable {
                       if (!ec && v.is_error()) ec = StoreError::server_error;
+                      if (!ec && require_one && !(v.type == Value::Type::integer && v.integer == 1)) {
+                        ec = StoreError::bad_reply;
+                      }
                       std::move(h)(ec);
                     });
 }

@@ -77,6 +77,12 @@ class FakeStore final : public limiter::AsyncStore {
     ++script_.resets;
     net::post(executor_, [h = std::move(handler)]() mutable { std::move(h)(boost::system::error_code{}); });
   }
+  void async_release(std::string_view, std::string_view, ResetHandler handler) override {
+    net::post(executor_, [h = std::move(handler)]() mutable { std::move(h)(boost::system::error_code{}); });
+  }
+  void async_renew(std::string_view, std::string_view, std::int64_t, ResetHandler handler) override {
+    net::post(executor_, [h = std::move(handler)]() mutable { std::move(h)(boost::system::error_code{}); });
+  }
   void start_presence(std::string, std::string) override {}
   const limiter::RedisHealth* health() const override { return nullptr; }
 

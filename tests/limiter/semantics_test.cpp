@@ -20,13 +20,14 @@ struct Step {
   int identifier;           // which identifier requests
   std::int64_t cost = 1;    // units the request weighs in each limit (or debits)
   bool debit = false;       // consumes `cost` unconditionally (cost_from_response)
+  int release = -1;         // gives back the concurrency slots step `release` took
 };
 
 struct Case {
   std::string name;
   std::vector<Limit> limits;  // all applied to each request
   std::vector<Step> steps;
-  std::string expected;       // 'A' allowed, 'R' rejected, 'D' debited, one per step
+  std::string expected;       // 'A' allowed, 'R' rejected, 'D' debited, 'F' slots freed
 };
 
 std::vector<Step> burst(int n, std::int64_t advance_first = 0, int identifier = 0) {
@@ -46,6 +47,9 @@ Limit make(std::string name, std::int64_t n, std::int64_t w, Algorithm a, std::i
   return Limit{.name = std::move(name), .requests = n, .window_ms = w, .algorithm = a,
                .burst = burst, .shadow = shadow};
 }
+
+// Gives back the slots step `taken_by` took.
+Step release_of(int taken_by) { return Step{0, 0, 1, false, taken_by}; }
 
 // A limit whose requests weigh units (config cost / cost_from_response).
 Limit weighted(Limit l) {
@@ -131,6 +135,15 @@ const std::vector<Case>& cases() {
        join({costs({1}, 50), costs({10}, 10, true), costs({1}, 100), costs({1}, 2000), costs({0, 3}, 0, true),
              costs({1}, 0)}),
        "ADRADDA"},
+      {"concurrency: N in flight; a slot given back frees one",
+       {make("slots", 2, 60'000, A::concurrency)},
+       {{0, 0}, {10, 0}, {10, 0}, release_of(0), {10, 0}, {10, 0}, release_of(1), release_of(4), {10, 0},
+        {0, 0}, {0, 1}},
+       "AARFARFFAAA"},
+      {"concurrency: a rejection by another limit takes no slot, and the reverse",
+       {make("slots", 1, 60'000, A::concurrency), make("log", 3, 1000, A::sliding_log)},
+       {{0, 0}, {0, 0}, release_of(0), {0, 0}, release_of(3), {0, 0}, release_of(5), {0, 0}, {2000, 0}},
+       "ARFAFAFRA"},
       {"cost: two limits, the tighter rejects and neither consumes",
        {weighted(make("a", 10, 1000, A::sliding_log)), weighted(make("b", 4, 1000, A::sliding_window))},
        join({costs({3, 2, 1, 1}), costs({4}, 2000)}),
@@ -139,10 +152,22 @@ const std::vector<Case>& cases() {
   return table;
 }
 
-std::vector<Descriptor> descriptors_for(const Case& c, const Step& step, const std::string& prefix) {
+// The slot id step `index` takes in a concurrency limit.
+std::string_view slot_of(std::size_t index) {
+  static const std::vector<std::string> ids = [] {
+    std::vector<std::string> out;
+    for (int i = 0; i < 100; ++i) out.push_back("slot-" + std::to_string(i));
+    return out;
+  }();
+  return ids.at(index);
+}
+
+std::vector<Descriptor> descriptors_for(const Case& c, std::size_t index, const std::string& prefix) {
+  const Step& step = c.steps[index];
   std::vector<Descriptor> out;
   for (const Limit& l : c.limits) {
-    out.push_back({&l, build_key(prefix, l.name, "id" + std::to_string(step.identifier)), step.cost});
+    out.push_back({&l, build_key(prefix, l.name, "id" + std::to_string(step.identifier)), step.cost,
+                   l.algorithm == Algorithm::concurrency ? slot_of(index) : std::string_view{}});
   }
   return out;
 }
@@ -153,6 +178,24 @@ Decision memory_step(MemoryBackend& memory, const Step& step, const std::vector<
 }
 
 char outcome_of(const Step& step, const Decision& d) { return step.debit ? 'D' : d.allowed ? 'A' : 'R'; }
+
+// A release step: gives back, in memory and in Redis, the slots the step it names took
+// (only when that step was allowed: a rejected one took none).
+void release_step(const Case& c, std::size_t index, const std::string& prefix, const std::string& outcomes,
+                  MemoryBackend& memory, redisContext* redis) {
+  const auto taken_by = static_cast<std::size_t>(c.steps[index].release);
+  REQUIRE(taken_by < index);
+  if (outcomes.at(taken_by) != 'A') return;
+  for (const Descriptor& d : descriptors_for(c, taken_by, prefix)) {
+    if (d.limit->algorithm != Algorithm::concurrency) continue;
+    memory.release(d);
+    const std::string slot(d.slot);
+    auto* r = static_cast<redisReply*>(redisCommand(redis, "ZREM %s %s", d.key.c_str(), slot.c_str()));
+    REQUIRE(r != nullptr);
+    CHECK(r->integer == 1);
+    freeReplyObject(r);
+  }
+}
 
 // Runs the check script at `now_us` through a blocking hiredis connection: one call
 // deciding `checks` one after the other (a batch of one, or more).
@@ -169,9 +212,11 @@ std::vector<Decision> redis_checks_at(redisContext* c, const std::vector<std::ve
     const auto& ds = checks[k];
     args.push_back(std::to_string(ds.size()));
     std::string mode = k < debits.size() && debits[k] ? "3" : "1";
-    bool weighs = false;
-    for (const auto& d : ds) weighs = weighs || d.cost != 1;
-    for (const auto& d : ds) mode += weighs ? " " + std::to_string(d.cost) : "";
+    bool words = false;
+    for (const auto& d : ds) words = words || d.cost != 1 || !d.slot.empty();
+    for (const auto& d : ds) {
+      if (words) mode += " " + (d.slot.empty() ? std::to_string(d.cost) : std::string(d.slot));
+    }
     args.push_back(mode);
     for (const auto& d : ds) {
       args.push_back(std::to_string(static_cast<int>(d.limit->algorithm)) + " " +
@@ -244,7 +289,12 @@ TEST_CASE("in-memory algorithms and the Redis script agree on every case") {
       for (std::size_t i = 0; i < c.steps.size(); ++i) {
         clock->advance_ms(c.steps[i].advance_ms);
         const Step& step = c.steps[i];
-        const auto ds = descriptors_for(c, step, "sem:" + c.name + ":");
+        if (step.release >= 0) {
+          release_step(c, i, "sem:" + c.name + ":", outcomes, memory, redis);
+          outcomes += 'F';
+          continue;
+        }
+        const auto ds = descriptors_for(c, i, "sem:" + c.name + ":");
         const Decision m = memory_step(memory, step, ds);
         const Decision r = redis_check_at(redis, ds, clock->now_us(), step.debit);
         INFO("case " << c.name << ", step " << i);
@@ -274,18 +324,24 @@ TEST_CASE("the Redis script decides a batch of checks as the same checks one by 
       std::size_t i = 0;
       while (i < c.steps.size()) {
         clock->advance_ms(c.steps[i].advance_ms);
+        if (c.steps[i].release >= 0) {  // not a check: between batches
+          release_step(c, i, "batch:" + c.name + ":", outcomes, memory, redis);
+          outcomes += 'F';
+          ++i;
+          continue;
+        }
         std::vector<std::vector<Descriptor>> batch;
         std::vector<Decision> expected;
         std::vector<bool> debits;
         std::vector<const Step*> steps;
         do {
           const Step& step = c.steps[i];
-          batch.push_back(descriptors_for(c, step, "batch:" + c.name + ":"));
+          batch.push_back(descriptors_for(c, i, "batch:" + c.name + ":"));
           expected.push_back(memory_step(memory, step, batch.back()));
           debits.push_back(step.debit);
           steps.push_back(&step);
           ++i;
-        } while (i < c.steps.size() && c.steps[i].advance_ms == 0);
+        } while (i < c.steps.size() && c.steps[i].advance_ms == 0 && c.steps[i].release < 0);
         const auto got = redis_checks_at(redis, batch, clock->now_us(), debits);
         batched += batch.size() > 1 ? 1 : 0;
         for (std::size_t k = 0; k < batch.size(); ++k) {
@@ -296,7 +352,9 @@ TEST_CASE("the Redis script decides a batch of checks as the same checks one by 
       }
       CHECK(outcomes == c.expected);
       bool burst = false;
-      for (std::size_t k = 1; k < c.steps.size(); ++k) burst = burst || c.steps[k].advance_ms == 0;
+      for (std::size_t k = 1; k < c.steps.size(); ++k) {
+        burst = burst || (c.steps[k].advance_ms == 0 && c.steps[k].release < 0 && c.steps[k - 1].release < 0);
+      }
       CHECK((batched > 0) == burst);  // a case with a burst was sent as batches
     }
   }

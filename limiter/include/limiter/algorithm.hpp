@@ -24,7 +24,17 @@ struct LimitState {
   std::int64_t current = 0;       //   requests counted in it
   std::int64_t previous = 0;      //   requests counted in the one before
   std::int64_t tat_us = 0;        // token_bucket: theoretical arrival time
+  std::int64_t inflight = 0;      // concurrency: slots taken and not given back
 };
+
+// A concurrency limit's answers carry no time of their own: a rejected request may
+// retry in this long (Retry-After: 1), and the reset is that far ahead.
+inline constexpr std::int64_t kConcurrencyRetryMs = 1000;
+
+// Gives back one slot of a concurrency limit.
+inline void release_slot(LimitState& state) {
+  if (state.inflight > 0) --state.inflight;
+}
 
 // Decides whether one more request weighing `cost` units fits, without consuming it.
 // May drop state that has left the window. `remaining` and `reset_ms` describe the

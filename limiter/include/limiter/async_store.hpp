@@ -43,6 +43,12 @@ class AsyncStore {
                            CheckHandler handler) = 0;
   // Deletes `key`.
   virtual void async_reset(std::string_view key, ResetHandler handler) = 0;
+  // A concurrency limit's slot `slot` at `key` (taken by a check): gives it back, or
+  // extends its lease to `window_ms` from now (then the error is
+  // StoreError::bad_reply when the slot no longer exists: its lease ran out).
+  virtual void async_release(std::string_view key, std::string_view slot, ResetHandler handler) = 0;
+  virtual void async_renew(std::string_view key, std::string_view slot, std::int64_t window_ms,
+                           ResetHandler handler) = 0;
   // Announces this instance in the presence set `key` (KeyLayout::presence_key) and
   // keeps the health's live_instances up to date, until stop().
   virtual void start_presence(std::string key, std::string member) = 0;

@@ -14,12 +14,18 @@ inline constexpr std::string_view kDefaultKeyPrefix = "phlow:ratelimit:";
 // as "sha256:<hex>" so that keys stay bounded and readable in redis-cli.
 inline constexpr std::size_t kMaxRawIdentifier = 128;
 
+// A concurrency slot id (Descriptor::slot) is at most this long.
+inline constexpr std::size_t kMaxSlotId = 40;
+
 struct Descriptor {
   const Limit* limit = nullptr;  // must outlive every check that uses it
   std::string key;               // <prefix><limit name>:<identifier>
   // Units this request weighs (config `cost`): 1 <= cost <= limit->quota() for a check;
   // for a debit (cost_from_response), what the response used, 0 <= cost <= max_debit().
   std::int64_t cost = 1;
+  // A concurrency limit: the id of the slot this request takes, unique across every
+  // gateway sharing the store (no spaces); it must outlive the check. Empty otherwise.
+  std::string_view slot;
 };
 
 // Returns the identifier as it appears in keys: itself, or its SHA-256 when it is

@@ -12,6 +12,7 @@ enum class Algorithm : std::uint8_t {
   sliding_log = 0,     // exact: at most `requests` in any window-long interval
   sliding_window = 1,  // weighted previous + current fixed window, O(1) state
   token_bucket = 2,    // GCRA: rate requests/window, bursts of up to `burst`
+  concurrency = 3,     // at most `requests` in flight; a slot's lease lasts `window`
 };
 
 // Returns the algorithm named `name` ("sliding_log", ...), or nullopt.

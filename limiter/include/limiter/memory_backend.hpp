@@ -39,6 +39,8 @@ class MemoryBackend final : public RateLimitBackend {
   // Consumes each descriptor's cost unconditionally, even past its limit (what a
   // response reported using: cost_from_response). Returns the usage after it.
   Decision debit(std::span<const Descriptor> descriptors, std::uint32_t share = 1);
+  // Gives back one slot of the concurrency limit `descriptor` names.
+  void release(const Descriptor& descriptor);
 
   std::size_t size() const;  // keys held, for tests and metrics
   std::int64_t now_us() const { return clock_->now_us(); }

@@ -68,6 +68,9 @@ class RedisBackend final : public AsyncStore {
 
   // Deletes `key`.
   void async_reset(std::string_view key, ResetHandler handler) override;
+  void async_release(std::string_view key, std::string_view slot, ResetHandler handler) override;
+  void async_renew(std::string_view key, std::string_view slot, std::int64_t window_ms,
+                   ResetHandler handler) override;
 
   // Every kPresenceInterval while connected: adds `member` to the sorted set `key`
   // scored by the Redis server's time, drops members older than kPresenceLive, and
@@ -79,6 +82,9 @@ class RedisBackend final : public AsyncStore {
   const RedisHealth* health() const override { return health_.get(); }
 
  private:
+  // Sends command_ (see AsyncStore::async_renew for `require_one`).
+  void exec_command(bool require_one, ResetHandler handler);
+
   RedisOptions options_;
   std::shared_ptr<RedisHealth> health_;
   std::shared_ptr<redis::NodeSource> nodes_;

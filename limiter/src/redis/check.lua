@@ -10,10 +10,12 @@
 --           allowed, "0" to only look, "2" to consume and report what each limit added
 --           (Cluster: a refund takes exactly that back), "3" to consume unconditionally
 --           (a debit: what a response used, even past the limit) - followed, when a
---           request weighs more than one unit in some limit, by each limit's cost:
---           "1 5 1"; then one string per limit, "algorithm requests window_ms burst
---           shadow weighted" (algorithm 0 sliding_log, 1 sliding_window, 2 token_bucket;
---           shadow, weighted 0/1), parsed once per call
+--           request weighs more than one unit in some limit or takes a slot, by one
+--           word per limit: its cost, or for a concurrency limit the id of the slot the
+--           request takes: "1 5 1 gw1.0.2a"; then one string per limit, "algorithm
+--           requests window_ms burst shadow weighted" (algorithm 0 sliding_log,
+--           1 sliding_window, 2 token_bucket, 3 concurrency; shadow, weighted 0/1),
+--           parsed once per call
 -- Returns   { now_ms, then per check, per limit: allowed (0/1), remaining, reset_ms,
 --           retry_after_ms (for a debit: the usage after it, as a one-unit request
 --           would see it); and for a check with "2", per limit what it added: the
@@ -200,6 +202,32 @@ local function consume_bucket(key, n, w, units)
   return st.tat - before
 end
 
+-- concurrency: sorted set of slot ids scored by the end of their lease (ms); a slot
+-- counts while its lease runs, so the slots of a gateway that died free themselves.
+local function load_slots(key)
+  local st = state[key]
+  if st and st.algo == 3 then return st end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now_s)
+  st = { count = redis.call('ZCARD', key), algo = 3 }
+  state[key] = st
+  return st
+end
+
+local function eval_slots(key, n, cost)
+  local count = load_slots(key).count
+  if count + cost <= n then return 1, n - count - cost, now + 1000, 0 end
+  return 0, 0, now + 1000, 1000
+end
+
+local function consume_slot(key, w, slot)
+  local st = load_slots(key)
+  redis.call('ZADD', key, int(now + w), slot)
+  st.count = st.count + 1
+  st.w = w
+  touch(key, st)
+  return 1
+end
+
 -- Writes back what the call consumed, once per key.
 local function store()
   for _, key in ipairs(dirty) do
@@ -207,6 +235,8 @@ local function store()
     if st.algo == 0 then
       if st.weighted then redis.call('ZADD', key, int(-st.count), '#') end
       redis.call('PEXPIRE', key, st.w)
+    elseif st.algo == 3 then
+      redis.call('PEXPIRE', key, st.w)  -- the set outlives its latest lease
     elseif st.algo == 1 then
       redis.call('HSET', key, 'w', int(st.cw), 'c', int(st.c), 'p', int(st.p))
       redis.call('PEXPIRE', key, int((st.cw + 2) * st.w - now))
@@ -240,18 +270,22 @@ local function evaluate(key, l, cost)
   if cost > l.quota then return 0, 0, now + l.w, l.w end  -- never fits
   if algo == 0 then return eval_log(key, l.n, l.w, l.weighted, cost)
   elseif algo == 1 then return eval_window(key, l.n, l.w, cost)
-  else return eval_bucket(key, l.n, l.w, l.burst, cost) end
+  elseif algo == 2 then return eval_bucket(key, l.n, l.w, l.burst, cost)
+  else return eval_slots(key, l.n, cost) end
 end
 
-local function consume(key, l, units)
+-- `slot`: the id a concurrency limit's slot takes (a debit, or '_', takes none).
+local function consume(key, l, units, slot)
   if units <= 0 then return -1 end
   local algo = l.algo
   if algo == 0 then return consume_log(key, l.w, l.weighted, units)
   elseif algo == 1 then return consume_window(key, l.w, units)
-  else return consume_bucket(key, l.n, l.w, units) end
+  elseif algo == 2 then return consume_bucket(key, l.n, l.w, units)
+  elseif slot and slot ~= '_' then return consume_slot(key, l.w, slot)
+  else return -1 end
 end
 
-local costs = {}  -- per check, reused
+local costs, words = {}, {}  -- per check, reused
 local function out4(ok, remaining, reset, retry)
   out[o + 1] = ok
   out[o + 2] = remaining
@@ -264,12 +298,13 @@ end
 local function check(k, n, b, mode_arg)
   local mode = string.sub(mode_arg, 1, 1)
   local i = 0
-  for c in string.gmatch(string.sub(mode_arg, 3), '%d+') do i = i + 1; costs[i] = tonumber(c) end
-  for j = i + 1, n do costs[j] = 1 end
+  for word in string.gmatch(string.sub(mode_arg, 3), '%S+') do i = i + 1; words[i] = word end
+  for j = i + 1, n do words[j] = '1' end
+  for j = 1, n do costs[j] = tonumber(words[j]) or 1 end
   if mode == '3' then
     for j = 1, n do
       local key, l = KEYS[k + j], limit_of(ARGV[b + j])
-      consume(key, l, costs[j])
+      consume(key, l, costs[j], nil)
       out4(evaluate(key, l, 1))
     end
     return
@@ -277,6 +312,7 @@ local function check(k, n, b, mode_arg)
   local enforced_ok = true
   for j = 1, n do
     local l = limit_of(ARGV[b + j])
+    if l.algo == 3 then costs[j] = 1 end  -- its word is the slot id
     local ok, remaining, reset, retry = evaluate(KEYS[k + j], l, costs[j])
     allowed[j] = ok
     if ok == 0 and not l.shadow then enforced_ok = false end
@@ -285,7 +321,7 @@ local function check(k, n, b, mode_arg)
   local take = mode ~= '0' and enforced_ok
   for j = 1, n do
     added[j] = -1
-    if take and allowed[j] == 1 then added[j] = consume(KEYS[k + j], params[ARGV[b + j]], costs[j]) end
+    if take and allowed[j] == 1 then added[j] = consume(KEYS[k + j], params[ARGV[b + j]], costs[j], words[j]) end
   end
   if mode == '2' then
     for j = 1, n do o = o + 1; out[o] = added[j] end

@@ -22,11 +22,12 @@ const Descriptor& nth(std::span<const Descriptor> descriptors, std::span<const s
 
 // KEYS[i] the keys; ARGV: per key its algorithm, window_ms, what the check added (the
 // sliding_log member, the sliding_window index, the token_bucket interval in us), the
-// units it weighed and whether the limit is weighted (0/1).
+// units it weighed, whether the limit is weighted (0/1), and a concurrency limit's
+// slot id.
 constexpr std::string_view kRefundScript = R"lua(
 local function int(x) return string.format('%.0f', x) end
 for i, key in ipairs(KEYS) do
-  local b = (i - 1) * 5
+  local b = (i - 1) * 6
   local algo, added, units = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   if algo == 0 then
     if ARGV[b + 5] == '1' then
@@ -41,6 +42,8 @@ for i, key in ipairs(KEYS) do
     local w, c, p = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
     if w == added then redis.call('HSET', key, 'c', int(math.max(c - units, 0)))
     elseif w == added + 1 then redis.call('HSET', key, 'p', int(math.max(p - units, 0))) end
+  elseif algo == 3 then
+    redis.call('ZREM', key, ARGV[b + 6])
   else
     local tat = tonumber(redis.call('GET', key))
     local ttl = redis.call('PTTL', key)
@@ -64,18 +67,30 @@ std::string_view limit_params(const Limit& l, std::array<char, 128>& buffer) {
   return {buffer.data(), static_cast<std::size_t>(at - buffer.data())};
 }
 
-// A check's mode argument: "1", or with costs other than 1, "1 5 1" (a cost per limit).
-using ModeBuffer = std::array<char, 2 + kMaxLimitsPerCheck * 21>;
+// A check's mode argument: "1", or when a limit weighs other than 1 or takes a slot,
+// one word per limit: "1 5 1 gw.0.2a" (its cost, or a concurrency limit's slot id; "_"
+// for none).
+constexpr std::size_t kMaxWord = std::max<std::size_t>(kMaxSlotId, 20);  // a slot id or an int64
+using ModeBuffer = std::array<char, 2 + kMaxLimitsPerCheck * (kMaxWord + 1)>;
 std::string_view check_mode(const CheckArgs& c, ModeBuffer& buffer) {
   buffer[0] = static_cast<char>(c.consume);
-  std::size_t weighs = 0;
-  for (std::size_t i = 0; i < c.limits(); ++i) weighs += nth(c.descriptors, c.pick, i).cost != 1 ? 1 : 0;
-  if (weighs == 0) return {buffer.data(), 1};
+  bool words = false;
+  for (std::size_t i = 0; i < c.limits(); ++i) {
+    const Descriptor& d = nth(c.descriptors, c.pick, i);
+    words = words || d.cost != 1 || d.limit->algorithm == Algorithm::concurrency;
+  }
+  if (!words) return {buffer.data(), 1};
   char* at = buffer.data() + 1;
   char* const end = buffer.data() + buffer.size();
   for (std::size_t i = 0; i < c.limits() && i < kMaxLimitsPerCheck; ++i) {
+    const Descriptor& d = nth(c.descriptors, c.pick, i);
     *at++ = ' ';
-    at = std::to_chars(at, end, std::max<std::int64_t>(nth(c.descriptors, c.pick, i).cost, 0)).ptr;
+    if (d.limit->algorithm == Algorithm::concurrency) {
+      const std::string_view slot = d.slot.empty() ? std::string_view("_") : d.slot.substr(0, kMaxWord);
+      at = std::copy(slot.begin(), slot.end(), at);
+    } else {
+      at = std::to_chars(at, end, std::max<std::int64_t>(d.cost, 0)).ptr;
+    }
   }
   return {buffer.data(), static_cast<std::size_t>(at - buffer.data())};
 }
@@ -177,12 +192,32 @@ bool parse_check(const Value& v, std::span<const Descriptor> descriptors, Decisi
   return true;
 }
 
+void encode_release(std::string& out, std::string_view key, std::string_view slot) {
+  out.clear();
+  CommandWriter(out, 3).arg("ZREM").arg(key).arg(slot.substr(0, kMaxSlotId));
+}
+
+void encode_renew(std::string& out, std::string_view key, std::string_view slot, std::int64_t window_ms) {
+  // The lease runs `window_ms` from the server's now again - if the slot still exists
+  // (XX): a slot whose lease ended and was removed is not brought back.
+  constexpr std::string_view kRenewScript = R"lua(
+local t = redis.call('TIME')
+local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
+local kept = redis.call('ZADD', KEYS[1], 'XX', 'CH', string.format('%d', until_ms), ARGV[1])
+if kept == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return kept
+)lua";
+  out.clear();
+  CommandWriter(out, 6).arg("EVAL").arg(kRenewScript).arg(std::int64_t{1}).arg(key)
+      .arg(slot.substr(0, kMaxSlotId)).arg(window_ms);
+}
+
 void encode_refund(std::string& out, std::span<const Descriptor> descriptors,
                    std::span<const std::uint8_t> pick, const std::int64_t* added) {
   std::size_t n = 0;
   for (std::size_t i = 0; i < pick.size(); ++i) n += added[i] >= 0 ? 1 : 0;
   out.clear();
-  CommandWriter w(out, 3 + n + 5 * n);
+  CommandWriter w(out, 3 + n + 6 * n);
   w.arg("EVAL").arg(kRefundScript).arg(static_cast<std::int64_t>(n));
   for (std::size_t i = 0; i < pick.size(); ++i) {
     if (added[i] >= 0) w.arg(descriptors[pick[i]].key);
@@ -192,7 +227,7 @@ void encode_refund(std::string& out, std::span<const Descriptor> descriptors,
     const Descriptor& d = descriptors[pick[i]];
     const Limit& l = *d.limit;
     w.arg(static_cast<std::int64_t>(l.algorithm)).arg(l.window_ms).arg(added[i]).arg(d.cost);
-    w.arg(l.weighted ? "1" : "0");
+    w.arg(l.weighted ? "1" : "0").arg(d.slot.substr(0, kMaxWord));
   }
 }
 

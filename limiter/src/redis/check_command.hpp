@@ -74,6 +74,11 @@ StoreError read_check_reply(const Value& v, std::span<const Descriptor> descript
                             Consume consume = Consume::yes, std::span<const std::uint8_t> pick = {},
                             std::int64_t* added = nullptr);
 
+// A concurrency slot: ZREM of its id (release), or the EVAL that extends its lease to
+// `window_ms` from the server's now if it still exists (renew; answers 1 when it did).
+void encode_release(std::string& out, std::string_view key, std::string_view slot);
+void encode_renew(std::string& out, std::string_view key, std::string_view slot, std::int64_t window_ms);
+
 // Writes the EVAL of the refund script that takes back what a check added:
 // added[i] for descriptors[pick[i]] (entries of -1 are skipped).
 void encode_refund(std::string& out, std::span<const Descriptor> descriptors,

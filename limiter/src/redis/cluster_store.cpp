@@ -83,6 +83,9 @@ class ClusterStore::State : public std::enable_shared_from_this<State> {
 
   void check(std::span<const Descriptor> descriptors, CheckMode mode, CheckHandler handler);
   void reset(std::string_view key, ResetHandler handler);
+  // Sends `command` to the master of `key`; with `require_one`, an answer other than
+  // the integer 1 is StoreError::bad_reply.
+  void on_key(std::string_view key, std::string command, bool require_one, ResetHandler handler);
   void presence(std::string key, std::string member) {
     const std::uint16_t slot = KeyLayout::slot(key);
     presence_ = std::make_shared<Presence>(
@@ -290,13 +293,18 @@ void ClusterStore::State::refund(const std::shared_ptr<Call>& call) {
 }
 
 void ClusterStore::State::reset(std::string_view key, ResetHandler handler) {
+  std::string command;
+  CommandWriter(command, 2).arg("DEL").arg(key);
+  on_key(key, std::move(command), false, std::move(handler));
+}
+
+void ClusterStore::State::on_key(std::string_view key, std::string command, bool require_one,
+                                 ResetHandler handler) {
   send(owner_index(KeyLayout::slot(key)), false, false,
-       [key = std::string(key)](std::string& out, bool, std::string_view) {
-         out.clear();
-         CommandWriter(out, 2).arg("DEL").arg(key);
-       },
-       1, Clock::now() + options_.timeout, [h = std::move(handler)](error_code ec, Value v) mutable {
+       [command = std::move(command)](std::string& out, bool, std::string_view) { out = command; },
+       1, Clock::now() + options_.timeout, [require_one, h = std::move(handler)](error_code ec, Value v) mutable {
          if (!ec && v.is_error()) ec = StoreError::server_error;
+         if (!ec && require_one && !(v.type == Value::Type::integer && v.integer == 1)) ec = StoreError::bad_reply;
          std::move(h)(ec);
        });
 }
@@ -436,6 +444,19 @@ void ClusterStore::async_check(std::span<const Descriptor> descriptors, CheckMod
 
 void ClusterStore::async_reset(std::string_view key, ResetHandler handler) {
   state_->reset(key, std::move(handler));
+}
+
+void ClusterStore::async_release(std::string_view key, std::string_view slot, ResetHandler handler) {
+  std::string command;
+  encode_release(command, key, slot);
+  state_->on_key(key, std::move(command), false, std::move(handler));
+}
+
+void ClusterStore::async_renew(std::string_view key, std::string_view slot, std::int64_t window_ms,
+                               ResetHandler handler) {
+  std::string command;
+  encode_renew(command, key, slot, window_ms);
+  state_->on_key(key, std::move(command), true, std::move(handler));
 }
 
 void ClusterStore::start_presence(std::string key, std::string member) {

@@ -29,6 +29,9 @@ class ClusterStore final : public AsyncStore {
   void async_check(std::span<const Descriptor> descriptors, CheckMode mode,
                    CheckHandler handler) override;
   void async_reset(std::string_view key, ResetHandler handler) override;
+  void async_release(std::string_view key, std::string_view slot, ResetHandler handler) override;
+  void async_renew(std::string_view key, std::string_view slot, std::int64_t window_ms,
+                   ResetHandler handler) override;
   void start_presence(std::string key, std::string member) override;
   const RedisHealth* health() const override { return health_.get(); }
 
