@@ -45,6 +45,9 @@ constexpr std::uint64_t max_delay_ms = 600'000;
 struct Stats {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> connections{0};
+  std::atomic<std::int64_t> holding{0};      // /hold requests being held now
+  std::atomic<std::int64_t> max_holding{0};  // the most held at once (since /held?reset=1)
+  std::atomic<std::uint64_t> held_total{0};  // /hold requests answered or abandoned
 };
 
 using RequestParser = http::request_parser<http::buffer_body>;
@@ -54,7 +57,7 @@ struct Exchange {
   beast::tcp_stream& stream;
   beast::flat_buffer& buffer;
   RequestParser& parser;
-  const Stats& stats;
+  Stats& stats;
   std::uint64_t requests_before;  // requests received before this one
   std::string peer;
 
@@ -221,6 +224,30 @@ net::awaitable<bool> handle_usage(Exchange& ex) {
                                "X-Usage-Tokens", value);
 }
 
+// /hold?ms=N: holds the request N ms (an LLM call in progress), counting how many it
+// holds at once; /held reports {"now":K,"max":M,"total":T} (&reset=1: max back to now).
+net::awaitable<bool> handle_hold(Exchange& ex) {
+  const auto ms = std::min(query_number(ex.request().target(), "ms", 0), max_delay_ms);
+  const std::int64_t now = ++ex.stats.holding;
+  std::int64_t seen = ex.stats.max_holding.load();
+  while (now > seen && !ex.stats.max_holding.compare_exchange_weak(seen, now)) {
+  }
+  net::steady_timer timer(ex.stream.get_executor(), std::chrono::milliseconds(ms));
+  co_await timer.async_wait(tuple_awaitable);
+  --ex.stats.holding;
+  ++ex.stats.held_total;
+  co_return co_await send_text(ex, http::status::ok, slept_json(ms));
+}
+
+net::awaitable<bool> handle_held(Exchange& ex) {
+  if (query_number(ex.request().target(), "reset", 0) != 0) ex.stats.max_holding = ex.stats.holding.load();
+  nlohmann::json body;
+  body["now"] = ex.stats.holding.load();
+  body["max"] = ex.stats.max_holding.load();
+  body["total"] = ex.stats.held_total.load();
+  co_return co_await send_text(ex, http::status::ok, body.dump());
+}
+
 net::awaitable<bool> handle_count(Exchange& ex) {
   co_return co_await send_text(ex, http::status::ok,
                                count_json(ex.requests_before, ex.stats.connections.load()));
@@ -375,6 +402,8 @@ net::awaitable<bool> dispatch(Exchange& ex) {
   if (path == "/reset") co_return co_await handle_reset(ex);
   if (path == "/count") co_return co_await handle_count(ex);
   if (path == "/usage") co_return co_await handle_usage(ex);
+  if (path == "/hold") co_return co_await handle_hold(ex);
+  if (path == "/held") co_return co_await handle_held(ex);
   co_return co_await send_text(ex, http::status::ok, describe(ex));
 }
 

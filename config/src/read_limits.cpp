@@ -10,6 +10,7 @@ namespace {
 // Which key of the limit's mapping a limiter::validate() message is about.
 std::string_view field_of(std::string_view message, bool has_window_ms) {
   if (message.starts_with("burst")) return "burst";
+  if (message.starts_with("cost")) return "cost";
   if (message.starts_with("limit name")) return "";
   if (message.starts_with("window")) {
     return has_window_ms ? "window_ms" : "window";
@@ -59,7 +60,7 @@ limiter::Algorithm read_algorithm(ObjectReader& reader) {
   if (auto algorithm = limiter::parse_algorithm(*text)) return *algorithm;
   reader.diagnostics().error(reader.path().key("algorithm"),
                              "unknown algorithm \"" + *text +
-                                 "\" (expected sliding_log, sliding_window or token_bucket)");
+                                 "\" (expected sliding_log, sliding_window, token_bucket or concurrency)");
   return limiter::Algorithm::sliding_log;
 }
 
@@ -96,7 +97,8 @@ void read_limit(ObjectReader& reader, const std::string& name, std::vector<Limit
     // The limiter's own checks (bounds, burst only for token_bucket): one source of truth.
     const std::string problem = limiter::validate(spec.limit);
     if (!problem.empty()) {
-      const auto field = field_of(problem, reader.has("window_ms"));
+      auto field = field_of(problem, reader.has("window_ms"));
+      if (field == "cost" && !reader.has("cost")) field = "cost_from_response";
       reader.diagnostics().error(field.empty() ? reader.path() : reader.path().key(field), problem);
     }
   }

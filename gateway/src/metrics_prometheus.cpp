@@ -110,6 +110,27 @@ void units(std::string& out, const Totals& t, const std::vector<NameGroup>& limi
              {{"limit", limit.name}, {"source", to_string(static_cast<UnitSource>(s))}}, row[s]);
     }
   }
+  family(out, "concurrency_slots_held", "gauge", "Concurrency slots held now by this gateway's requests, by limit.");
+  for (const NameGroup& limit : limits) {
+    std::int64_t held = 0;
+    bool used = false;
+    for (std::size_t id : limit.ids) {
+      held += t.slots_held[id];
+      used = used || t.slots_used[id];
+    }
+    if (used) sample(out, "concurrency_slots_held", {{"limit", limit.name}}, held);
+  }
+  family(out, "concurrency_renewals_total", "counter",
+         "Lease renewals of concurrency slots in Redis: ok, lost (the lease had run out), failed.");
+  sample(out, "concurrency_renewals_total", {{"result", "ok"}}, t.slot_renewals[0]);
+  sample(out, "concurrency_renewals_total", {{"result", "lost"}}, t.slot_renewals[1]);
+  sample(out, "concurrency_renewals_total", {{"result", "failed"}}, t.slot_renewals[2]);
+  family(out, "concurrency_release_retries_total", "counter",
+         "Releases of concurrency slots in Redis retried (Redis was unreachable).");
+  sample(out, "concurrency_release_retries_total", {}, t.slot_release_retries);
+  family(out, "concurrency_releases_lost_total", "counter",
+         "Releases of concurrency slots given up: the slot's lease ended first.");
+  sample(out, "concurrency_releases_lost_total", {}, t.slot_releases_lost);
   family(out, "cost_errors_total", "counter",
          "Cost headers that were not whole numbers: requests (answered 400 BAD_COST), responses (ignored).");
   sample(out, "cost_errors_total", {{"side", "request"}}, t.cost_errors[0]);

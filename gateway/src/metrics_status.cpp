@@ -43,6 +43,9 @@ json limits_json(const Totals& t, const std::vector<NameGroup>& limits) {
     const auto units = detail::sum_rows(t.units, limit);
     outcomes["units_request"] = units[0];
     outcomes["units_response"] = units[1];
+    std::int64_t held = 0;
+    for (std::size_t id : limit.ids) held += t.slots_held[id];
+    outcomes["slots_held"] = held;
     out[limit.name] = std::move(outcomes);
   }
   return out;

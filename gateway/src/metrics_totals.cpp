@@ -27,6 +27,13 @@ Totals sum_workers(const std::vector<const WorkerStats*>& workers) {
     add_rows(t.decisions, w->decisions);
     add_rows(t.units, w->units);
     for (std::size_t i = 0; i < t.cost_errors.size(); ++i) t.cost_errors[i] += load(w->cost_errors[i]);
+    for (std::size_t id = 0; id < kMaxNames; ++id) {
+      t.slots_held[id] += w->slots_held[id].load(std::memory_order_relaxed);
+      if (w->slots_used[id].load(std::memory_order_relaxed)) t.slots_used[id] = true;
+    }
+    for (std::size_t i = 0; i < t.slot_renewals.size(); ++i) t.slot_renewals[i] += load(w->slot_renewals[i]);
+    t.slot_release_retries += load(w->slot_release_retries);
+    t.slot_releases_lost += load(w->slot_releases_lost);
     t.redis_check += w->redis_check.snapshot();
     t.upstream += w->upstream.snapshot();
     for (std::size_t i = 0; i < limiter::kStoreErrors; ++i) t.redis_errors[i] += load(w->redis_errors[i]);

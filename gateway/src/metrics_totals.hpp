@@ -22,6 +22,10 @@ struct Totals {
   std::vector<std::array<std::uint64_t, kUnitSources>> units =
       std::vector<std::array<std::uint64_t, kUnitSources>>(kMaxNames);
   std::array<std::uint64_t, 2> cost_errors{};
+  std::vector<std::int64_t> slots_held = std::vector<std::int64_t>(kMaxNames);
+  std::vector<bool> slots_used = std::vector<bool>(kMaxNames);
+  std::array<std::uint64_t, 3> slot_renewals{};
+  std::uint64_t slot_release_retries = 0, slot_releases_lost = 0;
   Histogram::Snapshot redis_check, upstream;
   std::array<std::uint64_t, limiter::kStoreErrors> redis_errors{};
   std::uint64_t over_limit_cache_hits = 0;

@@ -20,9 +20,50 @@ std::optional<std::int64_t> parse_units(const HeaderSource& headers, std::string
   return value;
 }
 
+RateLimitFilter::RateLimitFilter() : slot_ids_(limiter::kMaxLimitsPerCheck) {
+  held_.for_each = [this](const std::function<void(const SlotRef&)>& fn) {
+    for (std::size_t i = 0; i < limiter::kMaxLimitsPerCheck; ++i) {
+      if ((held_mask_ & (1U << i)) == 0) continue;
+      fn(SlotRef{&descriptors_[i], snapshot_->limit_ids[descriptor_limits_[i]]});
+    }
+  };
+}
+
+RateLimitFilter::~RateLimitFilter() {
+  if (slots_ != nullptr) slots_->forget(held_);
+}
+
+void RateLimitFilter::release_slots() {
+  if (held_mask_ != 0 && slots_ != nullptr) slots_->release(held_);
+  held_mask_ = 0;
+}
+
+// After an allowed decision: the concurrency slots the check took (in Redis or in
+// memory; a failure policy's decision took none) are held until release_slots().
+void RateLimitFilter::hold_slots() {
+  held_mask_ = 0;
+  const auto source = decision_.source;
+  if (!decision_.allowed || slots_ == nullptr ||
+      (source != limiter::DecisionSource::redis && source != limiter::DecisionSource::memory)) {
+    return;
+  }
+  std::int64_t shortest = INT64_MAX;
+  for (std::size_t i = 0; i < decision_.count; ++i) {
+    const limiter::Limit& limit = *descriptors_[i].limit;
+    if (limit.algorithm != limiter::Algorithm::concurrency || !decision_.results[i].allowed) continue;
+    held_mask_ |= 1U << i;
+    shortest = std::min(shortest, limit.window_ms);
+  }
+  if (held_mask_ == 0) return;
+  held_.in_redis = source == limiter::DecisionSource::redis;
+  held_.renew_every_ms = std::max<std::int64_t>(shortest / 2, 1);
+  slots_->hold(held_);
+}
+
 bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route,
                             const RequestView& view, limiter::FallbackBackend& limiter,
                             WorkerStats& stats, RequestRecord& record, bool log_identifier) {
+  release_slots();  // the previous request's, before its descriptors are reused
   snapshot_ = &snapshot;
   route_ = &route;
   const config::Config& cfg = *snapshot.config;
@@ -50,6 +91,12 @@ bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route
       return refuse(ProxyError::bad_cost, record);
     }
     if (!spec.cost_header.empty()) record.cost = std::max(record.cost, d.cost);
+    d.slot = {};
+    if (d.limit->algorithm == limiter::Algorithm::concurrency && slots_ != nullptr) {
+      std::string& id = slot_ids_[count - 1];
+      slots_->next_slot_id(id);
+      d.slot = id;
+    }
     snapshot.keys.key(d.key, spec.name(), identifier_);
     descriptor_limits_.push_back(index);
   }
@@ -169,6 +216,7 @@ void RateLimitFilter::finish(WorkerStats& stats, RequestRecord& record, bool log
 }
 
 void RateLimitFilter::decided(WorkerStats& stats, RequestRecord& record, bool log_identifier) {
+  hold_slots();
   count(stats, record, log_identifier);
   render_headers();
 }
@@ -219,8 +267,10 @@ void RateLimitFilter::render_headers() {
   const int index = decision_.allowed ? decision_.most_restrictive : decision_.rejected_by;
   if (index == limiter::kNone) return;
   const auto& spec = snapshot_->config->limits[descriptor_limits_[index]];
+  const std::int64_t window_ms =
+      spec.limit.algorithm == limiter::Algorithm::concurrency ? 0 : spec.limit.window_ms;
   for_each_rate_limit_header(snapshot_->config->response_headers, decision_, index, spec.name(),
-                             spec.limit.window_ms, [this](std::string_view name, std::string_view value) {
+                             window_ms, [this](std::string_view name, std::string_view value) {
                                header_lines_.append(name).append(": ").append(value).append("\r\n");
                                if (header_name_count_ < header_names_.size()) {
                                  header_names_[header_name_count_++] = name;

@@ -56,8 +56,9 @@ void for_each_rate_limit_header(const config::ResponseHeaders& families,
   if (families.ietf) {
     const std::string name = sf_string(limit_name);
     const std::int64_t reset_in = rejected ? retry : ceil_seconds(r.reset_ms - decision.now_ms);
+    // A concurrency limit (window_ms 0 here) is no quota per time window: no w.
     out("RateLimit-Policy", name + ";q=" + std::to_string(r.limit) +
-                                             ";w=" + std::to_string(ceil_seconds(window_ms)));
+                                (window_ms > 0 ? ";w=" + std::to_string(ceil_seconds(window_ms)) : ""));
     out("RateLimit", name + ";r=" + std::to_string(remaining) +
                                       ";t=" + std::to_string(reset_in));
   }

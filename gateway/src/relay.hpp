@@ -11,6 +11,7 @@
 #include <optional>
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <span>
 #include <string_view>
 
@@ -122,14 +123,16 @@ boost::asio::awaitable<boost::system::error_code> write_piece(
 
 // Writes `head` and then the body of the message whose header `parser` has read, as it
 // arrives on `in`, to `out`, framed as chunks when `chunked`, copied through `chunk`.
-// Each read and write has its own deadline.
+// Each read and write has its own deadline. `on_read_whole` (if any) runs once the
+// whole message has been read, before its last piece is written: what must be done by
+// the time the peer has all of it.
 template <bool isRequest, class Allocator, class InStream, class OutStream>
 boost::asio::awaitable<RelayResult> relay(
     InStream& in, boost::beast::flat_buffer& in_buffer,
     boost::beast::http::parser<isRequest, boost::beast::http::buffer_body, Allocator>& parser,
     std::chrono::milliseconds in_timeout, OutStream& out,
     std::chrono::milliseconds out_timeout, std::string_view head, bool chunked,
-    std::span<char> chunk) {
+    std::span<char> chunk, const std::function<void()>& on_read_whole = {}) {
   RelayResult result;
   auto& body = parser.get().body();
   // The head goes out with the first piece of the body (one write, not two), which may
@@ -158,6 +161,7 @@ boost::asio::awaitable<RelayResult> relay(
         co_return RelayResult{rec, RelaySide::in, result.body_bytes + size};
       }
     }
+    if (parser.is_done() && on_read_whole) on_read_whole();
     const auto wec = co_await write_piece(out, head, chunk.data(), size, chunked,
                                           parser.is_done(), out_timeout);
     head = {};

@@ -47,6 +47,7 @@ void random_request_id(std::mt19937_64& random, std::string& id) {
 
 Session::Session(Worker& worker, net::ip::tcp::socket socket)
     : worker_(worker), client_(std::move(socket)) {
+  filter_.attach(worker.slots());
   error_code ec;
   // Headers and body pieces go out as separate writes: Nagle would hold the second
   // until the client's delayed ACK (40 ms).
@@ -162,6 +163,7 @@ net::awaitable<bool> Session::handle_request() {
   arena_.release();  // the parsers of the previous request are gone
   RequestParser parser(std::piecewise_construct, std::make_tuple(), std::make_tuple(FieldsAllocator(&arena_)));
   const bool keep_alive = co_await process(parser);
+  filter_.release_slots();  // the response is complete, or the request ended otherwise
   if (AccessLogBuffer* log = worker_.access_log()) {
     record_.append_to(*log, request_id_, peer_ip_, parser.get().method_string());
   }
@@ -334,6 +336,7 @@ net::awaitable<bool> Session::drain_body(RequestParser& parser) {
 
 net::awaitable<void> Session::send(http::status status, std::string body, std::string_view extra_lines,
                                    bool keep_alive) {
+  filter_.release_slots();  // an answer of the gateway's own ends the request
   count_response(static_cast<int>(status));
   record_.bytes_out += body.size();
   response_head_.clear();

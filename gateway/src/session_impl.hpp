@@ -149,6 +149,10 @@ class Session {
   std::shared_ptr<const Snapshot> snapshot_;  // one config for the whole request
   RequestRecord record_;
   RateLimitFilter filter_;
+  // Concurrency slots go back once the whole response is in, before the client has it
+  // (relay's on_read_whole): a client that calls again the moment its answer ends
+  // finds its slot free.
+  const std::function<void()> give_back_slots_ = [this] { filter_.release_slots(); };
   HeadScanner head_scanner_{0};    // checks the raw head before Beast parses it
   HeadScanner::Verdict head_verdict_ = HeadScanner::Verdict::need_more;
   std::string host_;               // Host without port, lowercase

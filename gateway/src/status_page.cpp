@@ -5,7 +5,8 @@ namespace phlow::gateway {
 // Elements carry ids and data-* attributes so that tests (and scrapers) can read the
 // numbers: #redis-state, #generation, #uptime, and per row data-route / data-limit with
 // cells data-field="requests|rate|limited|limited-rate|allowed|shadow_limited|skipped|
-// units_request|units_response" (units: limits with a cost).
+// units_request|units_response|slots_held" (units: limits with a cost; slots:
+// concurrency limits).
 const std::string_view kStatusPageHtml = R"html(<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>phlow-gateway status</title>
@@ -31,7 +32,8 @@ th:first-child, td:first-child { text-align: left; }
   <th>429</th><th>429/s</th><th>last 5 min</th></tr></thead><tbody></tbody></table>
 <h2>Limits</h2>
 <table id="limits"><thead><tr><th>limit</th><th>allowed</th><th>limited</th><th>limited/s</th>
-  <th>shadow limited</th><th>skipped</th><th>units (requests)</th><th>units (responses)</th></tr>
+  <th>shadow limited</th><th>skipped</th><th>units (requests)</th><th>units (responses)</th>
+  <th>slots held</th></tr>
   </thead><tbody></tbody></table>
 <h2>Most limited identifiers (as stored: tokens and API keys hashed)</h2>
 <table id="top"><thead><tr><th>limit:identifier</th><th>429s</th></tr></thead><tbody></tbody></table>
@@ -89,6 +91,7 @@ function render() {
     cell(row, "limited-rate", rate(now, prev, x => (x.limits[name] || {}).limited || 0).toFixed(1));
     cell(row, "shadow_limited", l.shadow_limited); cell(row, "skipped", l.skipped);
     cell(row, "units_request", l.units_request); cell(row, "units_response", l.units_response);
+    cell(row, "slots_held", l.slots_held);
     limits.appendChild(row);
   }
   const top = document.querySelector("#top tbody"); top.innerHTML = "";

@@ -307,7 +307,7 @@ net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
   const RelayChunk chunk(worker_);
   const auto got = co_await detail::relay(upstream, upstream_buffer_, response, up.timeout, client_,
                                           snapshot_->config->http.idle_timeout, response_head_,
-                                          how.framing.chunked && !bodyless, chunk.span());
+                                          how.framing.chunked && !bodyless, chunk.span(), give_back_slots_);
   upstream_buffer_.clear();
   record_.bytes_out += got.body_bytes;
   if (got.error && got.side == detail::RelaySide::in) {

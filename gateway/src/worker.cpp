@@ -45,6 +45,7 @@ Worker::Worker(Server& server, std::shared_ptr<const Snapshot> snapshot,
       io_.get_executor(), std::move(memory),
       store_factory ? store_factory(io_.get_executor()) : make_redis(io_.get_executor(), cfg, redis_health),
       cfg.redis.on_failure, cfg.redis.fallback_share);
+  slots_ = std::make_unique<SlotTracker>(io_.get_executor(), *limiter_, stats_);
 }
 
 void Worker::run() {

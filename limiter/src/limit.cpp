@@ -55,6 +55,9 @@ std::string validate(const Limit& limit) {
       limit.requests > (std::int64_t{1} << 53) / limit.window_ms) {
     return "requests x window_ms too large for sliding_window";
   }
+  if (limit.algorithm == Algorithm::concurrency && limit.window_ms < 1000) {
+    return "window must be at least 1s for concurrency (it is how long a slot's lease lasts)";
+  }
   if (limit.weighted && limit.algorithm == Algorithm::concurrency) {
     return "cost does not apply to concurrency (a request takes one slot)";
   }

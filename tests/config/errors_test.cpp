@@ -180,7 +180,7 @@ TEST_CASE("limits must be positive and use a known algorithm and key") {
         Lines{"test.yaml:4: limits.auth.window: window must be positive"});
   CHECK(errors_with("limits:\n  auth: { requests: 5, window: 1m, key: ip, algorithm: leaky }\n") ==
         Lines{"test.yaml:4: limits.auth.algorithm: unknown algorithm \"leaky\" (expected "
-              "sliding_log, sliding_window or token_bucket)"});
+              "sliding_log, sliding_window, token_bucket or concurrency)"});
   CHECK(errors_with("limits:\n  auth: { requests: 5, window: 1m, key: user }\n") ==
         Lines{"test.yaml:4: limits.auth.key: unknown identifier key \"user\" (expected "
               "token_hash, agent_id, ip, api_key or header:NAME)"});
@@ -207,6 +207,21 @@ TEST_CASE("cost and cost_from_response take header:NAME") {
   CHECK(errors_with("limits:\n  auth: { requests: 1000000000, window: 1h, key: ip, algorithm: sliding_window,"
                     " cost_from_response: \"header:X-Usage\" }\n") ==
         Lines{"test.yaml:4: limits.auth.requests: requests x window_ms too large for a sliding_window with a cost"});
+}
+
+TEST_CASE("concurrency limits reject what makes no sense for slots") {
+  CHECK(errors_with("limits:\n  auth: { requests: 4, window: 5m, key: agent_id, algorithm: concurrency, burst: 8 }\n") ==
+        Lines{"test.yaml:4: limits.auth.burst: burst applies to token_bucket only"});
+  CHECK(errors_with("limits:\n  auth: { requests: 4, window: 5m, key: agent_id, algorithm: concurrency,"
+                    " cost: \"header:X-Cost\" }\n") ==
+        Lines{"test.yaml:4: limits.auth.cost: cost does not apply to concurrency (a request takes one slot)"});
+  CHECK(errors_with("limits:\n  auth: { requests: 4, window: 5m, key: agent_id, algorithm: concurrency,"
+                    " cost_from_response: \"header:X-Usage\" }\n") ==
+        Lines{"test.yaml:4: limits.auth.cost_from_response: cost does not apply to concurrency (a request takes "
+              "one slot)"});
+  CHECK(errors_with("limits:\n  auth: { requests: 4, window: 500ms, key: agent_id, algorithm: concurrency }\n") ==
+        Lines{"test.yaml:4: limits.auth.window: window must be at least 1s for concurrency (it is how long a "
+              "slot's lease lasts)"});
 }
 
 TEST_CASE("burst only on token_bucket limits") {

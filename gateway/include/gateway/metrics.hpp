@@ -138,6 +138,13 @@ struct alignas(64) WorkerStats {
   // Cost headers that were not whole numbers: [0] requests (answered 400 BAD_COST),
   // [1] responses (ignored).
   std::array<std::atomic<std::uint64_t>, 2> cost_errors{};
+  // Concurrency slots held now, by limit (a gauge), and what became of them in Redis:
+  // lease renewals [ok, lost (the lease had run out), failed (Redis unreachable)],
+  // releases retried, releases given up (the lease ended first).
+  std::array<std::atomic<std::int64_t>, kMaxNames> slots_held{};
+  std::array<std::atomic<bool>, kMaxNames> slots_used{};  // the gauge is shown from then on
+  std::array<std::atomic<std::uint64_t>, 3> slot_renewals{};
+  std::atomic<std::uint64_t> slot_release_retries{0}, slot_releases_lost{0};
   Histogram redis_check;
   std::array<std::atomic<std::uint64_t>, limiter::kStoreErrors> redis_errors{};  // by StoreError
   std::atomic<std::uint64_t> over_limit_cache_hits{0};  // rejections decided without Redis
@@ -193,7 +200,9 @@ struct GlobalStats {
 // redis_fallback, redis_fallback_transitions_total{to}, redis_master_changes_total,
 // redis_redirects_total{kind}, redis_refunds_total, redis_script_calls_total,
 // redis_checks_total, over_limit_cache_hits_total, limit_units_total{limit,source},
-// cost_errors_total{side},
+// cost_errors_total{side}, concurrency_slots_held{limit} (once the limit held a slot),
+// concurrency_renewals_total{result}, concurrency_release_retries_total,
+// concurrency_releases_lost_total,
 // upstream_duration_seconds,
 // upstream_errors_total{kind}, jwt_invalid_total{reason}, open_connections{side}, config_reloads_total{result},
 // config_generation, uptime_seconds, build_info{version}. Route and limit counters
@@ -203,7 +212,8 @@ std::string render_prometheus(const std::vector<const WorkerStats*>& workers,
                               const GlobalStats& global);
 
 // The same numbers as JSON for the status page: per route {requests, by_class}, per
-// limit {allowed, limited, shadow_limited, skipped, units_request, units_response}, redis state, connections, reloads,
+// limit {allowed, limited, shadow_limited, skipped, units_request, units_response,
+// slots_held}, redis state, connections, reloads,
 // top limited identifiers (merged over workers, top 10), generation, uptime, version.
 nlohmann::json status_json(const std::vector<const WorkerStats*>& workers,
                            const NameTable& routes, const NameTable& limits,

@@ -18,6 +18,7 @@
 #include "gateway/proxy_error.hpp"
 #include "gateway/request_record.hpp"
 #include "gateway/request_view.hpp"
+#include "gateway/slot_tracker.hpp"
 #include "gateway/snapshot.hpp"
 #include "limiter/decision.hpp"
 #include "limiter/descriptor.hpp"
@@ -32,6 +33,19 @@ std::optional<std::int64_t> parse_units(const HeaderSource& headers, std::string
 
 class RateLimitFilter {
  public:
+  RateLimitFilter();
+  ~RateLimitFilter();
+  RateLimitFilter(const RateLimitFilter&) = delete;
+  RateLimitFilter& operator=(const RateLimitFilter&) = delete;
+
+  // The worker's concurrency slots: where this filter's requests name, hold and give
+  // back theirs. Without it, a concurrency limit's check names no slot (tests).
+  void attach(SlotTracker& slots) { slots_ = &slots; }
+  // Gives back the concurrency slots the request holds (its response is complete, the
+  // client or the upstream went away, its tunnel closed). Idempotent; start() does it
+  // for the previous request too.
+  void release_slots();
+
   // Builds the descriptors of `route`'s limits for the request (a limit whose
   // identifier the request lacks is skipped) and asks `limiter` for an immediate
   // decision. True when decided (then decision() and the headers are ready); false
@@ -80,10 +94,15 @@ class RateLimitFilter {
   void decided(WorkerStats& stats, RequestRecord& record, bool log_identifier);
   void count(WorkerStats& stats, RequestRecord& record, bool log_identifier);
   void render_headers();
+  void hold_slots();
 
   const Snapshot* snapshot_ = nullptr;
   const config::Route* route_ = nullptr;
   std::vector<limiter::Descriptor> descriptors_;
+  std::vector<std::string> slot_ids_;  // by descriptor index; Descriptor::slot views one
+  SlotTracker* slots_ = nullptr;
+  HeldSlots held_;
+  std::uint32_t held_mask_ = 0;  // descriptors whose slot the request holds
   std::vector<std::size_t> descriptor_limits_;  // config limit index per descriptor
   std::string identifier_;
   std::string agent_id_;       // the request's agent ID, once looked up

@@ -23,6 +23,7 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 //   x-ratelimit: X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (Unix
 //   seconds, rounded up)
 //   ietf: RateLimit-Policy: "name";q=N;w=SECONDS   RateLimit: "name";r=R;t=SECONDS
+//   (window_ms 0, a concurrency limit: no w - its quota is slots, not per window)
 //   and, whatever the families, Retry-After (seconds, rounded up) when rejected.
 using HeaderSink = std::function<void(std::string_view name, std::string_view value)>;
 void for_each_rate_limit_header(const config::ResponseHeaders& families,

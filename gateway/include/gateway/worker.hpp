@@ -16,6 +16,7 @@
 
 #include "gateway/access_log.hpp"
 #include "gateway/metrics.hpp"
+#include "gateway/slot_tracker.hpp"
 #include "gateway/snapshot.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "limiter/fallback_backend.hpp"
@@ -41,6 +42,7 @@ class Worker {
   Server& server() { return server_; }
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
   limiter::FallbackBackend& limiter() { return *limiter_; }
+  SlotTracker& slots() { return *slots_; }
   UpstreamPool& upstreams() { return pool_; }
   std::mt19937_64& random() { return random_; }
   WorkerStats& stats() { return stats_; }
@@ -105,6 +107,7 @@ class Worker {
   std::shared_ptr<const Snapshot> snapshot_;
   std::unique_ptr<limiter::FallbackBackend> limiter_;
   WorkerStats stats_;  // before pool_, which counts into it
+  std::unique_ptr<SlotTracker> slots_;  // after limiter_ and stats_, which it uses
   UpstreamPool pool_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::mt19937_64 random_;
