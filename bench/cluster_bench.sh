@@ -18,24 +18,10 @@ upstream_bin=$build/demo/phlow-demo-upstream
 gateway_bin=$build/gateway/phlow-gateway
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-50}
-for tool in wrk redis-server redis-cli curl ss; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
-done
-[[ -x $gateway_bin && -x $upstream_bin ]] || { echo "build first: $gateway_bin" >&2; exit 2; }
-
-# workdir, pids (killed on exit), free_port, wait_http, wait_port
+# workdir, pids (killed on exit), free_port, wait_http, wait_port, require_bench_tools,
+# start_upstream, start_redis
 source "$repo/bench/lib.sh"
-
-start_redis() {  # port [extra args...]
-  local port=$1
-  shift
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-    --loglevel warning --dir "$workdir" "$@" >"$workdir/redis-$port.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
-  echo "redis-server on $port did not start" >&2
-  exit 1
-}
+require_bench_tools
 
 # Script calls (EVALSHA + EVAL) so far, summed over the ports given.
 script_calls() {
@@ -48,9 +34,7 @@ script_calls() {
   echo "$total"
 }
 
-"$upstream_bin" --listen 127.0.0.1:0 --threads 1 >"$workdir/upstream.out" 2>&1 &
-pids+=($!)
-upstream_port=$(wait_port "$workdir/upstream.out" 'listening on 127\.0\.0\.1:([0-9]+)')
+start_upstream
 
 standalone=$(free_port)
 start_redis "$standalone"

@@ -23,24 +23,13 @@ gateway_bin=${GATEWAY_BIN:-$build/gateway/phlow-gateway}
 duration=${DURATION:-8s}
 connections=${CONNECTIONS:-50}
 algorithm=${ALGORITHM:-sliding_log}
-for tool in wrk redis-server redis-cli curl ss; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
-done
-[[ -x $gateway_bin && -x $upstream_bin ]] || { echo "build first: $gateway_bin" >&2; exit 2; }
-
-# workdir, pids (killed on exit), free_port, wait_http, wait_port
+# workdir, pids (killed on exit), free_port, wait_http, wait_port, require_bench_tools,
+# start_upstream, start_redis
 source "$repo/bench/lib.sh"
-
-"$upstream_bin" --listen 127.0.0.1:0 --threads 1 >"$workdir/upstream.out" 2>&1 &
-pids+=($!)
-upstream_port=$(wait_port "$workdir/upstream.out" 'listening on 127\.0\.0\.1:([0-9]+)')
-
+require_bench_tools
+start_upstream
 redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-  --loglevel warning --dir "$workdir" >"$workdir/redis.log" 2>&1 &
-redis_pid=$!
-pids+=($redis_pid)
-for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+start_redis "$redis_port"
 
 script_calls() {
   redis-cli -p "$redis_port" info commandstats |

@@ -4,6 +4,10 @@
 #   free_port  a loopback TCP port nothing listens on right now (20000-31999)
 #   wait_http PORT           waits up to 10 s until http://127.0.0.1:PORT/ answers
 #   wait_port FILE REGEX     waits up to 10 s for REGEX in FILE, prints its first group
+#   require_bench_tools      wrk, redis-server, redis-cli, curl, ss and the built
+#                            $gateway_bin and $upstream_bin, else exit 2
+#   start_upstream           the demo upstream (1 thread) on a free port: upstream_port
+#   start_redis PORT [ARG...] a throwaway redis-server on 127.0.0.1:PORT: redis_pid
 
 workdir=$(mktemp -d)
 pids=()
@@ -44,4 +48,30 @@ wait_port() {
   echo "timed out waiting for '$2' in $1:" >&2
   cat "$1" >&2
   return 1
+}
+
+require_bench_tools() {
+  local tool
+  for tool in wrk redis-server redis-cli curl ss; do
+    command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
+  done
+  [[ -x $gateway_bin && -x $upstream_bin ]] || { echo "build first: $gateway_bin" >&2; exit 2; }
+}
+
+start_upstream() {
+  "$upstream_bin" --listen 127.0.0.1:0 --threads 1 >"$workdir/upstream.out" 2>&1 &
+  pids+=($!)
+  upstream_port=$(wait_port "$workdir/upstream.out" 'listening on 127\.0\.0\.1:([0-9]+)')
+}
+
+start_redis() {
+  local port=$1 _
+  shift
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+    --loglevel warning --dir "$workdir" "$@" >"$workdir/redis-$port.log" 2>&1 &
+  redis_pid=$!
+  pids+=($redis_pid)
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "redis-server on $port did not start" >&2
+  exit 1
 }
