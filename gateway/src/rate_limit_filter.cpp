@@ -194,6 +194,7 @@ void RateLimitFilter::debit_response(const HeaderSource& response,
     if (!debit) debit = std::make_unique<Debit>(Debit{snapshot, {}, {}});
     limiter::Descriptor& d = debit->descriptors.emplace_back(descriptors_[i]);
     d.cost = std::min(*units, limiter::max_debit(*d.limit));
+    d.slot = {};  // a debit takes no slot (and this view would not outlive the request)
     record.response_cost = std::max(record.response_cost, d.cost);
     debit->limit_ids.push_back(snapshot_->limit_ids[index]);
   }
