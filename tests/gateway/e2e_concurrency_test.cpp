@@ -6,7 +6,10 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -260,4 +263,47 @@ TEST_CASE("e2e concurrency: a call longer than the window keeps its slot (heartb
   long_call.join();
   CHECK(http_request(port, "GET", "/", kAgent).status == 200);
   CHECK(metric(scrape(gateway.admin_port()), R"(phlow_gateway_concurrency_renewals_total{result="ok"})") >= 4);
+}
+
+// README.md's worked example ("Limits for agent workloads"), read from the README
+// itself: 4 calls per agent in flight, 100,000 tokens an hour per API key.
+TEST_CASE("e2e concurrency: the README's worked example - slots and a token budget on one route") {
+  std::ifstream readme(std::string(PHLOW_SOURCE_DIR) + "/README.md");
+  REQUIRE(readme);
+  const std::string text((std::istreambuf_iterator<char>(readme)), std::istreambuf_iterator<char>());
+  const auto start = text.find("limits:\n  # at most 4 calls");
+  REQUIRE(start != std::string::npos);
+  const auto end = text.find("```", start);
+  REQUIRE(end != std::string::npos);
+  std::string example = text.substr(start, end - start);
+  // The demo upstream answers /hold and /usage at the root: the route matches all.
+  const std::string prefix = "path_prefix: /v1/agents";
+  REQUIRE(example.find(prefix) != std::string::npos);
+  example.replace(example.find(prefix), prefix.size(), "path_prefix: /");
+  DemoUpstream upstream(2);
+  GatewayProcess gateway("listen: \"127.0.0.1:0\"\nthreads: 2\naccess_log: \"off\"\nupstreams:\n  agents: { url: \"" +
+                             upstream.url() + "\" }\n" + example,
+                         kNoRedis);
+  INFO(gateway.process().output());
+  const auto port = gateway.port();
+  const HeaderList caller = {{"X-Phlow-Agent-Id", "planner"}, {"X-API-Key", "key-1"}};
+  // 5 calls of one agent at once: 4 in flight, the fifth 429 by `inflight`.
+  std::vector<int> statuses = at_once(port, 5, "/hold?ms=800", caller);
+  CHECK(count(statuses, 200) == 4);
+  CHECK(count(statuses, 429) == 1);
+  CHECK(held(upstream).at("max") == 4);
+  // A call announcing more tokens than the hour's budget: 400 BAD_COST.
+  HeaderList too_big = caller;
+  too_big.emplace_back("X-Phlow-Cost", "100001");
+  CHECK(http_request(port, "GET", "/x", too_big).status == 400);
+  // The service reports 99,990 tokens used: the key's budget is (nearly) spent...
+  CHECK(http_request(port, "GET", "/usage?tokens=99990", caller).status == 200);
+  HeaderList ten = caller;
+  ten.emplace_back("X-Phlow-Cost", "10");
+  const HttpResponse r = http_request(port, "GET", "/x", ten);
+  CHECK(r.status == 429);
+  CHECK(json::parse(r.body).at("limit") == "tokens");
+  // ...and a call the token budget rejects takes no slot: 4 still fit at once.
+  statuses = at_once(port, 4, "/hold?ms=300", {{"X-Phlow-Agent-Id", "planner"}, {"X-API-Key", "key-2"}});
+  CHECK(count(statuses, 200) == 4);
 }
