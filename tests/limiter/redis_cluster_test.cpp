@@ -128,6 +128,34 @@ TEST_CASE("redis cluster: a request on three masters - the tightest limit exact 
   CHECK(weighted_look->results[1].remaining == 100 - 58 - 1);
   CHECK(weighted_look->results[2].remaining == 100 - 58 - 1);
   CHECK(cluster.command({"ZSCORE", w[1].key, "#"}) == "-58");
+
+  // Concurrency slots on a key's own master: taken by checks, given back and renewed by
+  // commands sent there.
+  const Limit slots{.name = "slots", .requests = 2, .window_ms = 60'000, .algorithm = Algorithm::concurrency};
+  const std::string slot_key = KeyLayout().key(slots.name, "s");
+  const auto take = [&](std::string_view id) {
+    const Descriptor one{&slots, slot_key, 1, id};
+    const auto decision = store.check(std::span(&one, 1));
+    REQUIRE(decision);
+    return decision->allowed;
+  };
+  const auto on_key = [&](auto&& send) {
+    std::optional<boost::system::error_code> result;
+    send([&](boost::system::error_code ec) { result = ec; });
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!result && std::chrono::steady_clock::now() < until) store.io.run_for(1ms);
+    REQUIRE(result);
+    return *result;
+  };
+  CHECK(take("a"));
+  CHECK(take("b"));
+  CHECK_FALSE(take("c"));
+  CHECK(cluster.command({"ZCARD", slot_key}) == "2");
+  CHECK_FALSE(on_key([&](auto h) { store.store->async_renew(slot_key, "a", 60'000, h); }));
+  CHECK(on_key([&](auto h) { store.store->async_renew(slot_key, "gone", 60'000, h); }) == StoreError::bad_reply);
+  CHECK_FALSE(on_key([&](auto h) { store.store->async_release(slot_key, "a", h); }));
+  CHECK(take("c"));
+  CHECK(cluster.command({"ZRANGE", slot_key, "0", "-1"}) == "b c");
 }
 
 TEST_CASE("redis cluster: a slot migrated under traffic - ASK and MOVED followed, no check fails") {
