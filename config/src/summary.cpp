@@ -9,9 +9,11 @@ namespace {
 
 std::string describe_limit(const LimitSpec& spec) {
   const auto& l = spec.limit;
-  std::string out = std::to_string(l.requests) + " per " +
-                    format_duration(std::chrono::milliseconds(l.window_ms)) + ", " +
-                    std::string(limiter::to_string(l.algorithm));
+  const std::string window = format_duration(std::chrono::milliseconds(l.window_ms));
+  std::string out = l.algorithm == limiter::Algorithm::concurrency
+                        ? std::to_string(l.requests) + " in flight, concurrency (lease " + window + ")"
+                        : std::to_string(l.requests) + " per " + window + ", " +
+                              std::string(limiter::to_string(l.algorithm));
   if (l.algorithm == limiter::Algorithm::token_bucket) {
     out += " (burst " + std::to_string(l.effective_burst()) + ")";
   }

@@ -231,13 +231,14 @@ TEST_CASE("TLS settings show file names in to_redacted_json and round-trip") {
         std::string::npos);
 }
 
-TEST_CASE("cost limits are read, shown and round-trip") {
+TEST_CASE("cost and concurrency limits are read, shown and round-trip") {
   auto result = load_yaml(
       "limits:\n"
       "  tokens: { requests: 100000, window: 1h, key: api_key, cost: \"header:X-Phlow-Cost\","
       " cost_from_response: \"header:X-Usage-Tokens\" }\n"
       "  plain: { requests: 5, window: 1m, key: ip }\n"
-      "routes:\n  - { match: { path_prefix: / }, upstream: agent, limits: [tokens, plain] }\n"
+      "  inflight: { requests: 4, window: 5m, key: agent_id, algorithm: concurrency }\n"
+      "routes:\n  - { match: { path_prefix: / }, upstream: agent, limits: [tokens, plain, inflight] }\n"
       "upstreams:\n  agent: { url: \"http://127.0.0.1:8000\" }\n");
   const Config& c = require_ok(result);
   CHECK(c.limits[0].cost_header == "X-Phlow-Cost");
@@ -253,6 +254,9 @@ TEST_CASE("cost limits are read, shown and round-trip") {
   const std::string summary = summarize(c);
   CHECK(summary.find("tokens: 100000 per 1h, sliding_log, key api_key, cost from request header "
                      "X-Phlow-Cost, plus cost from response header X-Usage-Tokens") != std::string::npos);
+  CHECK(summary.find("inflight: 4 in flight, concurrency (lease 5m), key agent_id") != std::string::npos);
+  CHECK(c.limits[2].limit.algorithm == phlow::limiter::Algorithm::concurrency);
+  CHECK(json["limits"]["inflight"]["algorithm"] == "concurrency");
 }
 
 TEST_CASE("summarize shows listeners, redis mode, routes and limits") {
