@@ -214,16 +214,6 @@ net::awaitable<bool> handle_slow(Exchange& ex) {
   co_return co_await send_text(ex, http::status::ok, slept_json(ms));
 }
 
-// /usage?tokens=N: what an LLM service reports it used, in X-Usage-Tokens: N (with
-// bad=1, a value that is not a number).
-net::awaitable<bool> handle_usage(Exchange& ex) {
-  const auto target = ex.request().target();
-  const auto tokens = query_number(target, "tokens", 0);
-  const std::string value = query_number(target, "bad", 0) != 0 ? "12abc" : std::to_string(tokens);
-  co_return co_await send_text(ex, http::status::ok, "{\"tokens\":\"" + value + "\"}", "application/json",
-                               "X-Usage-Tokens", value);
-}
-
 // /hold?ms=N: holds the request N ms (an LLM call in progress), counting how many it
 // holds at once; /held reports {"now":K,"max":M,"total":T} (&reset=1: max back to now).
 net::awaitable<bool> handle_hold(Exchange& ex) {
@@ -310,6 +300,27 @@ net::awaitable<bool> handle_chunked(Exchange& ex) {
   }
   if (!co_await write_raw(ex, http::make_chunk_last())) co_return false;
   co_return ex.request().keep_alive();
+}
+
+// /usage?tokens=N: what an LLM service reports it used, in X-Usage-Tokens: N (with
+// bad=1, a value that is not a number; with trailer=1, a chunked response that sends it
+// as a trailer field after its body, as a streaming service knows it only then).
+net::awaitable<bool> handle_usage(Exchange& ex) {
+  const auto target = ex.request().target();
+  const auto tokens = query_number(target, "tokens", 0);
+  const std::string value = query_number(target, "bad", 0) != 0 ? "12abc" : std::to_string(tokens);
+  if (query_number(target, "trailer", 0) != 0) {
+    if (!co_await drain_body(ex)) co_return false;
+    if (!co_await start_streamed(ex, std::nullopt, "text/plain")) co_return false;
+    if (ex.head()) co_return ex.request().keep_alive();
+    const std::string text = "streamed answer\n";
+    if (!co_await write_raw(ex, http::make_chunk(net::buffer(text)))) co_return false;
+    const std::string last = "0\r\nX-Usage-Tokens: " + value + "\r\n\r\n";
+    if (!co_await write_raw(ex, net::buffer(last))) co_return false;
+    co_return ex.request().keep_alive();
+  }
+  co_return co_await send_text(ex, http::status::ok, "{\"tokens\":\"" + value + "\"}", "application/json",
+                               "X-Usage-Tokens", value);
 }
 
 // Promises 100 bytes, sends 10, closes.

@@ -64,6 +64,7 @@ bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route
                             const RequestView& view, limiter::FallbackBackend& limiter,
                             WorkerStats& stats, RequestRecord& record, bool log_identifier) {
   release_slots();  // the previous request's, before its descriptors are reused
+  debited_mask_ = 0;
   snapshot_ = &snapshot;
   route_ = &route;
   const config::Config& cfg = *snapshot.config;
@@ -181,10 +182,11 @@ void RateLimitFilter::debit_response(const HeaderSource& response,
   for (std::size_t i = 0; i < descriptor_limits_.size(); ++i) {
     const std::size_t index = descriptor_limits_[i];
     const config::LimitSpec& spec = cfg.limits[index];
-    if (spec.response_cost_header.empty()) continue;
+    if (spec.response_cost_header.empty() || (debited_mask_ & (1U << i)) != 0) continue;
     bool present = false;
     response.for_each(spec.response_cost_header, [&](std::string_view) { present = true; });
-    if (!present) continue;
+    if (!present) continue;  // maybe later, as a trailer
+    debited_mask_ |= 1U << i;
     const auto units = parse_units(response, spec.response_cost_header);
     if (!units) {
       bump(stats.cost_errors[1]);

@@ -130,6 +130,7 @@ class Session {
   net::awaitable<void> receive_response(UpstreamPool::Stream& upstream, const config::Upstream& up,
                                         bool keep_alive, bool head, ConcurrentExchange& exchange);
   net::awaitable<bool> run_tunnel(ResponseParser& response, UpstreamPool::Stream& upstream);
+  void on_response_read();
   net::awaitable<ResponseRelay> relay_response(ResponseParser& response, UpstreamPool::Stream& upstream,
                                                const config::Upstream& up, bool keep_alive, bool head);
 
@@ -149,10 +150,10 @@ class Session {
   std::shared_ptr<const Snapshot> snapshot_;  // one config for the whole request
   RequestRecord record_;
   RateLimitFilter filter_;
-  // Concurrency slots go back once the whole response is in, before the client has it
-  // (relay's on_read_whole): a client that calls again the moment its answer ends
-  // finds its slot free.
-  const std::function<void()> give_back_slots_ = [this] { filter_.release_slots(); };
+  // Once the whole response is in, before the client has its last piece (relay's
+  // on_read_whole): concurrency slots go back (a client that calls again the moment
+  // its answer ends finds its slot free), and cost_from_response reads trailers.
+  const std::function<void()> response_read_ = [this] { on_response_read(); };
   HeadScanner head_scanner_{0};    // checks the raw head before Beast parses it
   HeadScanner::Verdict head_verdict_ = HeadScanner::Verdict::need_more;
   std::string host_;               // Host without port, lowercase

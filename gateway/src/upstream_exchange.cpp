@@ -269,6 +269,13 @@ net::awaitable<bool> Session::run_tunnel(ResponseParser& response, UpstreamPool:
   co_return false;
 }
 
+void Session::on_response_read() {
+  filter_.release_slots();
+  if (snapshot_->has_response_costs) {
+    filter_.debit_response(response_fields_, snapshot_, worker_.limiter(), worker_.stats(), record_);
+  }
+}
+
 // Relays the response whose head `response` has read. The caller decides about the
 // upstream connection.
 net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
@@ -307,7 +314,7 @@ net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
   const RelayChunk chunk(worker_);
   const auto got = co_await detail::relay(upstream, upstream_buffer_, response, up.timeout, client_,
                                           snapshot_->config->http.idle_timeout, response_head_,
-                                          how.framing.chunked && !bodyless, chunk.span(), give_back_slots_);
+                                          how.framing.chunked && !bodyless, chunk.span(), response_read_);
   upstream_buffer_.clear();
   record_.bytes_out += got.body_bytes;
   if (got.error && got.side == detail::RelaySide::in) {

@@ -243,6 +243,14 @@ TEST_CASE("e2e cost: cost_from_response overdraws the budget until the window fr
   // The window frees the units: 2 s after they were used, the agent is allowed again.
   std::this_thread::sleep_for(2100ms);
   CHECK(http_request(port, "GET", "/", tenant).status == 200);
+  // A streamed answer that reports its usage in a trailer field, after its body: read
+  // once the whole response is in. 150 units are cut to one window's budget (100).
+  r = http_request(port, "GET", "/usage?tokens=150&trailer=1", tenant);
+  CHECK(r.status == 200);
+  CHECK(r.body == "streamed answer\n");
+  CHECK(http_request(port, "GET", "/", tenant).status == 429);
+  e = scrape(gateway.admin_port());
+  CHECK(metric(e, R"(phlow_gateway_limit_units_total{limit="tokens",source="response"})") == 120 + 100);
 }
 
 TEST_CASE("e2e cost: the access log records the request's cost and the response's") {

@@ -73,6 +73,9 @@ class RateLimitFilter {
   // limiter::max_debit()), even past the limit, off the response path: the limiter
   // decides later, the descriptors and `snapshot` kept alive until it has. A value that
   // is not a whole number is counted (cost_errors_total{side="response"}) and ignored.
+  // Called again once the whole response is read (Beast adds a chunked body's trailer
+  // fields to the head's), it takes only the limits whose field arrived since: each
+  // limit is debited once per response.
   void debit_response(const HeaderSource& response, const std::shared_ptr<const Snapshot>& snapshot,
                       limiter::FallbackBackend& limiter, WorkerStats& stats, RequestRecord& record);
   const limiter::Decision& decision() const { return decision_; }
@@ -103,6 +106,7 @@ class RateLimitFilter {
   SlotTracker* slots_ = nullptr;
   HeldSlots held_;
   std::uint32_t held_mask_ = 0;  // descriptors whose slot the request holds
+  std::uint32_t debited_mask_ = 0;  // descriptors whose response cost was read
   std::vector<std::size_t> descriptor_limits_;  // config limit index per descriptor
   std::string identifier_;
   std::string agent_id_;       // the request's agent ID, once looked up
