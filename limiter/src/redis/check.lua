@@ -103,13 +103,16 @@ local function eval_log(key, n, w, weighted, cost)
   local retry = w
   if weighted then
     -- The request fits once the oldest entries holding `need` units have left.
-    local need, freed, from = count + cost - n, 0, 0
-    while retry == w do
+    local need, freed, from, found = count + cost - n, 0, 0, false
+    while not found do
       local page = redis.call('ZRANGEBYSCORE', key, '(0', '+inf', 'WITHSCORES', 'LIMIT', from, 64)
       if #page == 0 then break end
       for i = 1, #page, 2 do
         freed = freed + units_of(page[i])
-        if freed >= need then retry = tonumber(page[i + 1]) + w - now; break end
+        if freed >= need then
+          retry, found = tonumber(page[i + 1]) + w - now, true
+          break
+        end
       end
       from = from + 64
     end
