@@ -41,12 +41,22 @@ struct Checks {
       l.name = "l" + std::to_string(i);
       l.requests = static_cast<std::int64_t>(i) + 1;
       l.window_ms = 1000 * (static_cast<std::int64_t>(i) + 1);
-      l.algorithm = static_cast<phlow::limiter::Algorithm>(i % 3);
-      l.burst = i % 3 == 2 ? 2 * l.requests : 0;
-      l.shadow = i % 4 == 3;
+      l.algorithm = static_cast<phlow::limiter::Algorithm>(i % 4);
+      l.burst = i % 4 == 2 ? 2 * l.requests : 0;
+      l.shadow = i % 4 == 1;
+      l.weighted = i % 4 != 3 && i % 5 == 1;
       // Raw bytes a key would never hold after build_key: the framing must not care.
       descriptors[i].limit = &l;
       descriptors[i].key = "phlow:ratelimit:" + l.name + ":id\r\n$-1\r\n" + std::string(i, '*');
+      slots[i] = "slot." + std::to_string(i);
+      if (i % 4 == 3) descriptors[i].slot = slots[i];
+    }
+  }
+  std::array<std::string, kMaxLimitsPerCheck> slots;
+  // Every descriptor weighs 1, or (weighted) its index + 1 units.
+  void set_costs(bool weighted) {
+    for (std::size_t i = 0; i < kMaxLimitsPerCheck; ++i) {
+      descriptors[i].cost = weighted ? static_cast<std::int64_t>(i) + 1 : 1;
     }
   }
 };
@@ -113,7 +123,9 @@ void read_replies(std::string_view bytes, std::size_t step, std::span<const Desc
 }
 
 // encode_check()'s bytes are one RESP array of bulk strings: 3 + n keys + 1 (time)
-// + 2 (count, mode) + n limit strings ("algorithm requests window_ms burst shadow").
+// + 2 (count, mode) + n limit strings ("algorithm requests window_ms burst shadow
+// weighted"). The mode is "1"/"0", followed by one word per limit (its cost, or a
+// concurrency limit's slot id) when some limit weighs more than 1 or takes a slot.
 void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   std::string command;
   phlow::limiter::redis::encode_check(command, true, std::string(40, 'a'), descriptors,
@@ -133,20 +145,32 @@ void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   FUZZ_ASSERT(v.elements[0].str == "EVALSHA" && v.elements[2].str == std::to_string(n));
   for (std::size_t i = 0; i < n; ++i) FUZZ_ASSERT(v.elements[3 + i].str == descriptors[i].key);
   FUZZ_ASSERT(v.elements[3 + n].str.empty() && v.elements[4 + n].str == std::to_string(n));
-  FUZZ_ASSERT(v.elements[5 + n].str == (consume ? "1" : "0"));
+  std::string mode = consume ? "1" : "0";
+  bool words = false;
+  for (const Descriptor& d : descriptors) {
+    words = words || d.cost != 1 || d.limit->algorithm == phlow::limiter::Algorithm::concurrency;
+  }
+  for (std::size_t i = 0; words && i < n; ++i) {
+    const Descriptor& d = descriptors[i];
+    mode += " " + (d.limit->algorithm == phlow::limiter::Algorithm::concurrency ? std::string(d.slot)
+                                                                                 : std::to_string(d.cost));
+  }
+  FUZZ_ASSERT(v.elements[5 + n].str == mode);
   for (std::size_t i = 0; i < n; ++i) {
     const phlow::limiter::Limit& l = *descriptors[i].limit;
     FUZZ_ASSERT(v.elements[6 + n + i].str ==
                 std::to_string(static_cast<int>(l.algorithm)) + " " + std::to_string(l.requests) + " " +
-                    std::to_string(l.window_ms) + " " + std::to_string(l.burst) + " " + (l.shadow ? "1" : "0"));
+                    std::to_string(l.window_ms) + " " + std::to_string(l.burst) + " " + (l.shadow ? "1" : "0") +
+                    " " + (l.weighted ? "1" : "0"));
   }
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const Checks checks;
+  static Checks checks;
   if (size < 2) return 0;
+  checks.set_costs((data[0] & 0x40) != 0);
   const std::size_t n = (data[0] & 0x1F) % (kMaxLimitsPerCheck + 1);
   const bool consume = (data[0] & 0x80) != 0;
   const std::size_t step = static_cast<std::size_t>(data[1]) + 1;
