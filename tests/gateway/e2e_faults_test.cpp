@@ -239,7 +239,7 @@ void redis_outage(const std::string& name, const std::function<void(RedisServer&
   }
   if (flips == 0 && late == 0) {
     // Back on Redis means decided in Redis: the tenant of the last phase is stored there.
-    CHECK(redis.command({"ZCARD", "phlow:ratelimit:tiny:t2"}) == std::to_string(kTinyQuota));
+    CHECK(log_units(redis, "phlow:ratelimit:tiny:t2") == std::to_string(kTinyQuota));
     CHECK(redis.command({"EXISTS", "phlow:ratelimit:tiny:t1"}) == "0");
   }
 }
@@ -328,7 +328,7 @@ TEST_CASE("faults: Redis answering OOM and READONLY errors still serves and limi
   // Writable again: decided in Redis (once connected, should a slow check have timed out).
   REQUIRE(time_until([&] { return metric(admin, kFallback) == 0; }, 5s));
   CHECK(http_request(gateway.port(), "GET", "/", {{"X-Tenant", "healed"}}).status == 200);
-  CHECK(redis.command({"ZCARD", "phlow:ratelimit:tiny:healed"}) == "1");
+  CHECK(log_units(redis, "phlow:ratelimit:tiny:healed") == "1");
 }
 
 TEST_CASE("faults: Redis answering LOADING still serves and limits") {
@@ -385,7 +385,7 @@ TEST_CASE("faults: Redis emptied mid-window restarts every budget") {
   std::this_thread::sleep_for(std::chrono::milliseconds(phlow::limiter::RejectedKeys::kCacheMaxMs));
   const int after_restart = allowed_of(kTinyQuota + 2);
   CHECK(after_restart == kTinyQuota);
-  CHECK(redis.command({"ZCARD", "phlow:ratelimit:tiny:flushed"}) == std::to_string(kTinyQuota));
+  CHECK(log_units(redis, "phlow:ratelimit:tiny:flushed") == std::to_string(kTinyQuota));
   print_figure("redis-emptied: quota " + std::to_string(kTinyQuota) + " a minute; allowed " +
                std::to_string(kTinyQuota) + " before, " + std::to_string(after_flush) +
                " more after FLUSHALL, " + std::to_string(after_restart) +

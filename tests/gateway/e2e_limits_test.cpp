@@ -358,9 +358,10 @@ TEST_CASE("e2e limits: two gateways share one Redis budget and fall back to memo
 
   const std::string key = "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("redis-token");
   CHECK(redis.command({"TYPE", key}) == "zset");
-  CHECK(redis.command({"ZCARD", key}) == "10");
+  CHECK(log_units(redis, key) == "10");
   const std::int64_t now_ms = unix_now() * 1000;
-  const std::string oldest = redis.command({"ZRANGE", key, "0", "0", "WITHSCORES"});
+  // The oldest entry (the member "#" holding the total is scored below every entry).
+  const std::string oldest = redis.command({"ZRANGEBYSCORE", key, "(0", "+inf", "WITHSCORES", "LIMIT", "0", "1"});
   const std::int64_t score = std::stoll(oldest.substr(oldest.rfind(' ') + 1));
   CHECK(score > now_ms - 60'000);
   CHECK(score < now_ms + 2'000);
@@ -421,7 +422,7 @@ TEST_CASE("e2e limits: the gateway connects to Redis before it listens - the fir
   const HttpResponse r = http_request(gateway.port(), "GET", "/", {{"Authorization", "Bearer first"}});
   CHECK(r.status == 200);
   CHECK(r.header("X-RateLimit-Remaining") == "4");
-  CHECK(redis.command({"ZCARD", "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("first")}) == "1");
+  CHECK(log_units(redis, "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("first")) == "1");
   // New connections spread over the 4 workers: each one's first check is in Redis too.
   std::vector<std::thread> clients;
   for (int t = 0; t < 8; ++t) {
@@ -430,7 +431,7 @@ TEST_CASE("e2e limits: the gateway connects to Redis before it listens - the fir
     });
   }
   for (auto& client : clients) client.join();
-  CHECK(redis.command({"ZCARD", "phlow:ratelimit:wide:" + phlow::limiter::sha256_hex("spread")}) == "16");
+  CHECK(log_units(redis, "phlow:ratelimit:wide:" + phlow::limiter::sha256_hex("spread")) == "16");
 }
 
 TEST_CASE("e2e limits: a fixed fallback_share divides every limit while Redis is down") {
@@ -472,7 +473,7 @@ TEST_CASE("e2e limits: when Redis comes back the gateway says so once and decide
   REQUIRE(gateway.process().wait_for_output("Reconnected to Redis", std::chrono::seconds(5)));
   CHECK(count_allowed(gateway.port(), 4, {{"Authorization", "Bearer back"}}) == 3);
   const std::string key = "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("back");
-  CHECK(redis.command({"ZCARD", key}) == "3");
+  CHECK(log_units(redis, key) == "3");
   const std::string log = gateway.process().output();
   CHECK(count_occurrences(log, "Failed to connect to Redis, falling back to in-memory rate limiting") == 1);
   CHECK(count_occurrences(log, "Reconnected to Redis") == 1);

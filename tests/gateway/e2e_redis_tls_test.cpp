@@ -49,7 +49,7 @@ TEST_CASE("e2e redis tls: two gateways over rediss:// share one budget exactly")
   const RaceResult raced = race({first.port(), second.port()}, 4, 6, "/", token);
   CHECK(raced.allowed == 10);
   CHECK(raced.other == 0);
-  CHECK(redis.command({"ZCARD", "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("over-tls")}) ==
+  CHECK(log_units(redis, "phlow:ratelimit:shared:" + phlow::limiter::sha256_hex("over-tls")) ==
         "10");
   const auto ready = nlohmann::json::parse(http_request(first.admin_port(), "GET", "/readyz").body);
   CHECK(ready.at("redis") == "connected");

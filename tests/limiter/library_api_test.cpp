@@ -114,7 +114,7 @@ TEST_CASE("library: make_store is the one place a store is built") {
   CHECK(first->allowed);
   CHECK(first->source == phlow::limiter::DecisionSource::redis);
   CHECK_FALSE(second->allowed);
-  CHECK(redis.command({"ZCARD", d.key}) == "1");
+  CHECK(log_units(redis, d.key) == "1");
   store->stop();
   io.run_for(std::chrono::milliseconds(50));
 }

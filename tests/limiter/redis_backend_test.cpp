@@ -100,7 +100,7 @@ TEST_CASE("redis: 2 processes x 8 threads on one identifier get exactly 100") {
     total += result[0];
   }
   CHECK(total == 100);
-  CHECK(server.command({"ZCARD", "phlow:ratelimit:exact:shared-id"}) == "100");
+  CHECK(log_units(server, "phlow:ratelimit:exact:shared-id") == "100");
 }
 
 TEST_CASE("redis: each algorithm honours its window in real time") {
@@ -212,9 +212,9 @@ TEST_CASE("redis: one late check fails alone - the connection and its replies st
   const Decision next = limiter.check("x");
   CHECK(next.source == DecisionSource::redis);
   CHECK(next.results[0].remaining == 1000 - 3);
-  CHECK(server.command({"ZCARD", "phlow:ratelimit:late1:x"}) == "3");
+  CHECK(log_units(server, "phlow:ratelimit:late1:x") == "3");
   // No reconnect: the only connections Redis accepted since are the test's own
-  // (one per command: the ZCARD above and this INFO).
+  // (one per command: the ZSCORE above and this INFO).
   CHECK(connections_received(server) == connections_before + 2);
 }
 

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -53,7 +55,7 @@ TEST_CASE("redis batch: one turn's checks go as few script calls and stay exact"
   CHECK(calls >= 2);
   CHECK(calls <= 4);
   // A rejected request consumed nothing: each key holds exactly the 5 allowed.
-  CHECK(server.command({"ZCARD", KeyLayout().key(log.name, "same")}) == "5");
+  CHECK(log_units(server, KeyLayout().key(log.name, "same")) == "5");
   CHECK(server.command({"HGET", KeyLayout().key(window.name, "same"), "c"}) == "5");
 }
 
@@ -83,5 +85,48 @@ TEST_CASE("redis batch: checks of 16 limits are cut into calls whose replies the
   CHECK(calls >= 5);
   CHECK(calls < 64);
   CHECK(store.health->state() == RedisState::connected);
-  CHECK(server.command({"ZCARD", KeyLayout().key("wide15", "id0")}) == "8");
+  CHECK(log_units(server, KeyLayout().key("wide15", "id0")) == "8");
+}
+
+TEST_CASE("redis batch: a call's admitted requests share one sliding_log entry and older entries still count") {
+  RedisServer server;
+  Store store(server.url(), 2s);
+  REQUIRE(store.store->ready());
+  const Limit log{.name = "b_shared", .requests = 10, .window_ms = 3'600'000};
+  const std::string key = KeyLayout().key(log.name, "k");
+  // Three requests written as earlier versions did: one member per request, no total.
+  const std::string time = server.command({"TIME"});
+  const std::int64_t then_ms = std::stoll(time.substr(0, time.find(' '))) * 1000 - 1000;
+  server.command({"ZADD", key, std::to_string(then_ms), "1001", std::to_string(then_ms), "1002",
+                  std::to_string(then_ms), "1003"});
+  std::vector<std::vector<Descriptor>> checks(20, std::vector<Descriptor>{{&log, key}});
+  const auto calls_before = store.health->script_calls();
+  const auto decisions = store.check_all(checks);
+  const auto calls = store.health->script_calls() - calls_before;
+  int allowed = 0;
+  for (const auto& d : decisions) {
+    REQUIRE(d.has_value());
+    CHECK(d->source == DecisionSource::redis);
+    if (d->allowed) {
+      ++allowed;
+    } else {
+      // The oldest entries leave first: the ones written a second before the checks.
+      CHECK(d->results[0].retry_after_ms > 3'600'000 - 1000 - 2000);
+      CHECK(d->results[0].retry_after_ms <= 3'600'000 - 1000);
+    }
+  }
+  CHECK(allowed == 7);
+  CHECK(log_units(server, key) == "10");
+  // The 7 admitted requests are in at most one entry per call (they went in `calls`
+  // calls), beside the 3 old members and the total "#".
+  const std::int64_t members = std::stoll(server.command({"ZCARD", key}));
+  CHECK(members <= 3 + static_cast<std::int64_t>(calls) + 1);
+  CHECK(calls < 7);
+  std::int64_t units = 0;
+  std::istringstream entries(server.command({"ZRANGEBYSCORE", key, "(0", "+inf"}));
+  for (std::string m; entries >> m;) {
+    const auto colon = m.find(':');
+    units += colon == std::string::npos ? 1 : std::stoll(m.substr(colon + 1));
+  }
+  CHECK(units == 10);
 }

@@ -73,7 +73,7 @@ TEST_CASE("redis cluster: a request on three masters - the tightest limit exact 
   REQUIRE(look);
   CHECK(look->results[1].remaining == 100 - 5 - 1);
   CHECK(look->results[2].remaining == 100 - 5 - 1);
-  CHECK(cluster.command({"ZCARD", d[0].key}) == "5");
+  CHECK(log_units(cluster, d[0].key) == "5");
   CHECK(store.health->refunds() == 2 * 7);
   // Reset reaches the key's own master.
   bool reset = false;
@@ -90,7 +90,7 @@ TEST_CASE("redis cluster: a request on three masters - the tightest limit exact 
   CHECK(limiter.is_allowed("x"));
   CHECK(limiter.is_allowed("x"));
   CHECK_FALSE(limiter.is_allowed("x"));
-  CHECK(cluster.command({"ZCARD", KeyLayout().key("lib-cluster", "x")}) == "2");
+  CHECK(log_units(cluster, KeyLayout().key("lib-cluster", "x")) == "2");
 
   // Requests weighing units (cost) on three masters: a rejection refunds exactly the
   // units the other masters took, a weighted sliding_log's entry and total included;
@@ -196,5 +196,5 @@ TEST_CASE("redis cluster: a slot migrated under traffic - ASK and MOVED followed
   }
   check_some(5);
   CHECK(store.health->moved_redirects() >= 1);
-  CHECK(to->command({"ZCARD", d.key}) == std::to_string(decided));
+  CHECK(log_units(*to, d.key) == std::to_string(decided));
 }

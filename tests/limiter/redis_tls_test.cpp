@@ -84,7 +84,7 @@ TEST_CASE("redis tls: checks are decided over rediss:// with the CA file, by nam
   REQUIRE(by_name.decision);
   CHECK(by_name.decision->source == DecisionSource::redis);
   CHECK(by_name.decision->results[0].remaining == 1);
-  CHECK(redis.server.command({"ZCARD", KeyLayout().key("tls", "n")}) == "1");
+  CHECK(log_units(redis.server, KeyLayout().key("tls", "n")) == "1");
   // 127.0.0.1 is verified against the certificate's IP entry.
   const auto by_ip = try_store(options_for(redis.url("127.0.0.1"), {.ca_file = tls_files().ca_cert}), "n");
   INFO(by_ip.failure);
@@ -174,5 +174,5 @@ TEST_CASE("redis tls: the library takes rediss:// with its TLS settings") {
   CHECK(limiter.is_allowed("u"));
   CHECK(limiter.is_allowed("u"));
   CHECK_FALSE(limiter.is_allowed("u"));
-  CHECK(redis.server.command({"ZCARD", KeyLayout().key("lib-tls", "u")}) == "2");
+  CHECK(log_units(redis.server, KeyLayout().key("lib-tls", "u")) == "2");
 }

@@ -50,4 +50,14 @@ class RedisServer {
   std::string password_;
 };
 
+// The units a sliding_log key holds in its window, as text ("0" for none): minus the
+// score of its "#" member (entries carry their units; one entry may hold several
+// requests of one script call). `redis`: anything with command() (a server, a cluster).
+template <class Redis>
+std::string log_units(Redis&& redis, const std::string& key) {
+  const std::string total = redis.command({"ZSCORE", key, "#"});
+  if (total == "(nil)") return "0";
+  return std::to_string(-std::stoll(total));
+}
+
 }  // namespace phlow::test

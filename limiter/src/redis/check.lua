@@ -14,12 +14,13 @@
 --           word per limit: its cost, or for a concurrency limit the id of the slot the
 --           request takes: "1 5 1 gw1.0.2a"; then one string per limit, "algorithm
 --           requests window_ms burst shadow weighted" (algorithm 0 sliding_log,
---           1 sliding_window, 2 token_bucket, 3 concurrency; shadow, weighted 0/1),
---           parsed once per call
+--           1 sliding_window, 2 token_bucket, 3 concurrency; shadow, weighted 0/1 -
+--           every sliding_log entry carries its units, so no algorithm here reads
+--           `weighted`), parsed once per call
 -- Returns   { now_ms, then per check, per limit: allowed (0/1), remaining, reset_ms,
 --           retry_after_ms (for a debit: the usage after it, as a one-unit request
 --           would see it); and for a check with "2", per limit what it added: the
---           sliding_log member, the sliding_window index, the token_bucket interval in
+--           sliding_log entry's stamp, the sliding_window index, the token_bucket interval in
 --           us; -1 for nothing }
 --
 -- Each check sees what the checks before it in the batch consumed, as if it had come
@@ -60,79 +61,80 @@ local function touch(key, st)
 end
 
 -- sliding_log: sorted set of ms scores; an entry at t counts while now - window < t.
--- Members are microsecond stamps, unique per key even within one millisecond: added
--- by ZADD at once (the set is the state); only the expiry waits for the end.
--- A weighted log (a limit with a cost) names its members "<stamp>:<units>" and keeps
--- the total of its units in the member "#", scored -total: scores of entries are
--- positive, so that trimming (0 .. now - window] never touches it.
+-- Members are "<stamp>:<units>" - the stamp a microsecond number unique per key - and
+-- the member "#" keeps the total of the units, scored -total: scores of entries are
+-- positive, so that trimming (0 .. now - window] never touches it, and a check reads
+-- the total instead of counting the set. What the checks of one call consume in one
+-- key shares one entry (they share the server's now): one ZADD per key per call, not
+-- one per request. A check of mode "2" (its entry may be refunded) gets its own.
+-- Entries without ":" (written by versions before 0.3) count one unit each.
 local function units_of(member) return tonumber(string.match(member, ':(%d+)$')) or 1 end
 
-local function load_log(key, w, weighted)
+local function load_log(key, w)
   local st = state[key]
   if st and st.algo == 0 then return st end
   local cut = int(now - w)
   local count
-  if weighted then
-    local total = redis.call('ZSCORE', key, '#')
-    local changed
-    if total then
-      count = -tonumber(total)
-      local gone = redis.call('ZRANGEBYSCORE', key, '(0', cut)
-      for _, m in ipairs(gone) do count = count - units_of(m) end
-      changed = #gone > 0
-    else  -- new, or written before the limit had a cost: count every entry
-      count = 0
-      for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. cut, '+inf')) do count = count + units_of(m) end
-      changed = count > 0
-    end
-    redis.call('ZREMRANGEBYSCORE', key, '(0', cut)
-    -- The total stays true even when this call consumes nothing.
-    if changed then redis.call('ZADD', key, int(-count), '#') end
-  else
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', cut)
-    count = redis.call('ZCARD', key)
+  local total = redis.call('ZSCORE', key, '#')
+  local changed
+  if total then
+    count = -tonumber(total)
+    local gone = redis.call('ZRANGEBYSCORE', key, '(0', cut)
+    for _, m in ipairs(gone) do count = count - units_of(m) end
+    changed = #gone > 0
+  else  -- new, or written by an earlier version: count every entry
+    count = 0
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. cut, '+inf')) do count = count + units_of(m) end
+    changed = count > 0
   end
-  st = { count = count, member = now_us - 1, w = w, algo = 0, weighted = weighted }
+  redis.call('ZREMRANGEBYSCORE', key, '(0', cut)
+  st = { count = count, member = now_us - 1, w = w, algo = 0, pending = 0, changed = changed }
   state[key] = st
+  -- The total stays true even when this call consumes nothing.
+  if changed then touch(key, st) end
   return st
 end
 
-local function eval_log(key, n, w, weighted, cost)
-  local count = load_log(key, w, weighted).count
+local function eval_log(key, n, w, cost)
+  local count = load_log(key, w).count
   if count + cost <= n then return 1, n - count - cost, now + w, 0 end
-  local retry = w
-  if weighted then
-    -- The request fits once the oldest entries holding `need` units have left.
-    local need, freed, from, found = count + cost - n, 0, 0, false
-    while not found do
-      local page = redis.call('ZRANGEBYSCORE', key, '(0', '+inf', 'WITHSCORES', 'LIMIT', from, 64)
-      if #page == 0 then break end
-      for i = 1, #page, 2 do
-        freed = freed + units_of(page[i])
-        if freed >= need then
-          retry, found = tonumber(page[i + 1]) + w - now, true
-          break
-        end
+  -- The request fits once the oldest entries holding `need` units have left. Units
+  -- added by this call are not in the set yet: they leave last, with stamp now.
+  local need, freed, from, retry = count + cost - n, 0, 0, w
+  local found = false
+  while not found do
+    local page = redis.call('ZRANGEBYSCORE', key, '(0', '+inf', 'WITHSCORES', 'LIMIT', from, 64)
+    if #page == 0 then break end
+    for i = 1, #page, 2 do
+      freed = freed + units_of(page[i])
+      if freed >= need then
+        retry, found = tonumber(page[i + 1]) + w - now, true
+        break
       end
-      from = from + 64
     end
-  else
-    local at = count + cost - n - 1  -- one unit per entry
-    local entry = redis.call('ZRANGE', key, at, at, 'WITHSCORES')
-    retry = tonumber(entry[2]) + w - now
+    from = from + 64
   end
   return 0, 0, now + retry, retry
 end
 
-local function consume_log(key, w, weighted, units)
-  local st = load_log(key, w, weighted)
+-- Adds an entry of `units` stamped now; returns its stamp.
+local function add_log_entry(key, st, units)
   local member = st.member + 1
-  local suffix = weighted and (':' .. int(units)) or ''
+  local suffix = ':' .. int(units)
   while redis.call('ZADD', key, 'NX', now_s, int(member) .. suffix) == 0 do member = member + 1 end
   st.member = member
+  return member
+end
+
+-- `own`: the units get an entry of their own now (its stamp is returned, for a
+-- refund); else they join the call's shared entry, written by store().
+local function consume_log(key, w, units, own)
+  local st = load_log(key, w)
   st.count = st.count + units
   touch(key, st)
-  return member
+  if own then return add_log_entry(key, st, units) end
+  st.pending = st.pending + units
+  return -1
 end
 
 -- sliding_window: hash {w = window index, c = its count, p = previous count}.
@@ -236,7 +238,8 @@ local function store()
   for _, key in ipairs(dirty) do
     local st = state[key]
     if st.algo == 0 then
-      if st.weighted then redis.call('ZADD', key, int(-st.count), '#') end
+      if st.pending > 0 then add_log_entry(key, st, st.pending) end
+      if st.count > 0 then redis.call('ZADD', key, int(-st.count), '#') else redis.call('ZREM', key, '#') end
       redis.call('PEXPIRE', key, st.w)
     elseif st.algo == 3 then
       redis.call('PEXPIRE', key, st.w)  -- the set outlives its latest lease
@@ -271,17 +274,17 @@ end
 local function evaluate(key, l, cost)
   local algo = l.algo
   if cost > l.quota then return 0, 0, now + l.w, l.w end  -- never fits
-  if algo == 0 then return eval_log(key, l.n, l.w, l.weighted, cost)
+  if algo == 0 then return eval_log(key, l.n, l.w, cost)
   elseif algo == 1 then return eval_window(key, l.n, l.w, cost)
   elseif algo == 2 then return eval_bucket(key, l.n, l.w, l.burst, cost)
   else return eval_slots(key, l.n, cost) end
 end
 
 -- `slot`: the id a concurrency limit's slot takes (a debit, or '_', takes none).
-local function consume(key, l, units, slot)
+local function consume(key, l, units, slot, own)
   if units <= 0 then return -1 end
   local algo = l.algo
-  if algo == 0 then return consume_log(key, l.w, l.weighted, units)
+  if algo == 0 then return consume_log(key, l.w, units, own)
   elseif algo == 1 then return consume_window(key, l.w, units)
   elseif algo == 2 then return consume_bucket(key, l.n, l.w, units)
   elseif slot and slot ~= '_' then return consume_slot(key, l.w, slot)
@@ -300,10 +303,14 @@ end
 -- One check: the limits KEYS[k + 1 .. k + n], their parameters ARGV[b + 1 .. b + n].
 local function check(k, n, b, mode_arg)
   local mode = string.sub(mode_arg, 1, 1)
-  local i = 0
-  for word in string.gmatch(string.sub(mode_arg, 3), '%S+') do i = i + 1; words[i] = word end
-  for j = i + 1, n do words[j] = '1' end
-  for j = 1, n do costs[j] = tonumber(words[j]) or 1 end
+  if #mode_arg == 1 then  -- the common case: every limit weighs one unit, no slot
+    for j = 1, n do words[j] = '1'; costs[j] = 1 end
+  else
+    local i = 0
+    for word in string.gmatch(string.sub(mode_arg, 3), '%S+') do i = i + 1; words[i] = word end
+    for j = i + 1, n do words[j] = '1' end
+    for j = 1, n do costs[j] = tonumber(words[j]) or 1 end
+  end
   if mode == '3' then
     for j = 1, n do
       local key, l = KEYS[k + j], limit_of(ARGV[b + j])
@@ -324,7 +331,9 @@ local function check(k, n, b, mode_arg)
   local take = mode ~= '0' and enforced_ok
   for j = 1, n do
     added[j] = -1
-    if take and allowed[j] == 1 then added[j] = consume(KEYS[k + j], params[ARGV[b + j]], costs[j], words[j]) end
+    if take and allowed[j] == 1 then
+      added[j] = consume(KEYS[k + j], params[ARGV[b + j]], costs[j], words[j], mode == '2')
+    end
   end
   if mode == '2' then
     for j = 1, n do o = o + 1; out[o] = added[j] end

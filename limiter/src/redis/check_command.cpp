@@ -21,21 +21,16 @@ const Descriptor& nth(std::span<const Descriptor> descriptors, std::span<const s
 }
 
 // KEYS[i] the keys; ARGV: per key its algorithm, window_ms, what the check added (the
-// sliding_log member, the sliding_window index, the token_bucket interval in us), the
-// units it weighed, whether the limit is weighted (0/1), and a concurrency limit's
-// slot id.
+// sliding_log entry's stamp, the sliding_window index, the token_bucket interval in
+// us), the units it weighed, and a concurrency limit's slot id.
 constexpr std::string_view kRefundScript = R"lua(
 local function int(x) return string.format('%.0f', x) end
 for i, key in ipairs(KEYS) do
-  local b = (i - 1) * 6
+  local b = (i - 1) * 5
   local algo, added, units = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   if algo == 0 then
-    if ARGV[b + 5] == '1' then
-      if redis.call('ZREM', key, ARGV[b + 3] .. ':' .. ARGV[b + 4]) == 1 and redis.call('ZSCORE', key, '#') then
-        redis.call('ZINCRBY', key, units, '#')
-      end
-    else
-      redis.call('ZREM', key, ARGV[b + 3])
+    if redis.call('ZREM', key, ARGV[b + 3] .. ':' .. ARGV[b + 4]) == 1 and redis.call('ZSCORE', key, '#') then
+      redis.call('ZINCRBY', key, units, '#')
     end
   elseif algo == 1 then
     local v = redis.call('HMGET', key, 'w', 'c', 'p')
@@ -43,7 +38,7 @@ for i, key in ipairs(KEYS) do
     if w == added then redis.call('HSET', key, 'c', int(math.max(c - units, 0)))
     elseif w == added + 1 then redis.call('HSET', key, 'p', int(math.max(p - units, 0))) end
   elseif algo == 3 then
-    redis.call('ZREM', key, ARGV[b + 6])
+    redis.call('ZREM', key, ARGV[b + 5])
   else
     local tat = tonumber(redis.call('GET', key))
     local ttl = redis.call('PTTL', key)
@@ -217,7 +212,7 @@ void encode_refund(std::string& out, std::span<const Descriptor> descriptors,
   std::size_t n = 0;
   for (std::size_t i = 0; i < pick.size(); ++i) n += added[i] >= 0 ? 1 : 0;
   out.clear();
-  CommandWriter w(out, 3 + n + 6 * n);
+  CommandWriter w(out, 3 + n + 5 * n);
   w.arg("EVAL").arg(kRefundScript).arg(static_cast<std::int64_t>(n));
   for (std::size_t i = 0; i < pick.size(); ++i) {
     if (added[i] >= 0) w.arg(descriptors[pick[i]].key);
@@ -227,7 +222,7 @@ void encode_refund(std::string& out, std::span<const Descriptor> descriptors,
     const Descriptor& d = descriptors[pick[i]];
     const Limit& l = *d.limit;
     w.arg(static_cast<std::int64_t>(l.algorithm)).arg(l.window_ms).arg(added[i]).arg(d.cost);
-    w.arg(l.weighted ? "1" : "0").arg(d.slot.substr(0, kMaxWord));
+    w.arg(d.slot.substr(0, kMaxWord));
   }
 }
 
