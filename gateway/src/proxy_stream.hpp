@@ -5,8 +5,8 @@
 //
 // Both kinds give the same completion-token result (the return type of an initiation
 // depends on the token and the signature only), so any Asio token works. The lowest
-// layer (beast::get_lowest_layer) is the beast::tcp_stream in either case: deadlines
-// set there cover TLS reads and writes as well.
+// layer (beast::get_lowest_layer) is the DeadlineStream in either case: deadlines set
+// there cover TLS reads and writes as well.
 
 #include <openssl/ssl.h>
 
@@ -15,7 +15,8 @@
 
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_stream.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+
+#include "deadline_stream.hpp"
 
 namespace phlow::gateway::detail {
 
@@ -23,8 +24,8 @@ class ProxyStream {
  public:
   // flat_stream: a buffer sequence (head, chunk size, body piece, ...) becomes one TLS
   // record where possible, not one record and one write system call per piece.
-  using Tls = boost::beast::flat_stream<boost::asio::ssl::stream<boost::beast::tcp_stream>>;
-  using executor_type = boost::beast::tcp_stream::executor_type;
+  using Tls = boost::beast::flat_stream<boost::asio::ssl::stream<DeadlineStream>>;
+  using executor_type = DeadlineStream::executor_type;
 
   explicit ProxyStream(boost::asio::ip::tcp::socket socket) : plain_(std::move(socket)) {}
   explicit ProxyStream(const executor_type& executor) : plain_(executor) {}
@@ -37,7 +38,7 @@ class ProxyStream {
   Tls& tls() { return *tls_; }
   SSL* native_tls() { return tls_->next_layer().native_handle(); }
 
-  boost::beast::tcp_stream& next_layer() { return tls_ ? tls_->next_layer().next_layer() : plain_; }
+  DeadlineStream& next_layer() { return tls_ ? tls_->next_layer().next_layer() : plain_; }
   boost::asio::ip::tcp::socket& socket() { return next_layer().socket(); }
   executor_type get_executor() { return next_layer().get_executor(); }
 
@@ -59,7 +60,7 @@ class ProxyStream {
   }
 
  private:
-  boost::beast::tcp_stream plain_;  // moved into tls_ by start_tls()
+  DeadlineStream plain_;  // moved into tls_ by start_tls()
   std::optional<Tls> tls_;
 };
 

@@ -57,8 +57,11 @@ struct HttpConnection::Impl {
                  std::initializer_list<error_code> tolerated = {}) {
     error_code result = net::error::would_block;
     std::forward<Start>(start)([&](error_code ec, std::size_t = 0) { result = ec; });
+    // Until the operation completes, not until the context runs out of work: the
+    // stream's deadline timer may stay armed after it (it is armed lazily).
     ioc.restart();
-    ioc.run();
+    while (result == net::error::would_block && ioc.run_one() > 0) {
+    }
     if (result == beast::error::timeout) {
       throw std::runtime_error(what + " to " + where() + " timed out after " +
                                std::to_string(timeout.count()) + " ms");
@@ -237,7 +240,8 @@ HttpResponse HttpConnection::stream_request(std::string_view method, std::string
                 receive_streamed(impl_->stream, impl_->buffer, parser, sink, impl_->timeout),
                 [&](std::exception_ptr, error_code ec) { received = ec; });
   impl_->ioc.restart();
-  impl_->ioc.run();
+  while ((sent == net::error::would_block || received == net::error::would_block) && impl_->ioc.run_one() > 0) {
+  }
   if (sent || received) {
     throw std::runtime_error("streamed request to " + impl_->where() + " failed: sending: " +
                              sent.message() + ", receiving: " + received.message() +

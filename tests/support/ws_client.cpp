@@ -52,12 +52,16 @@ struct WsClient::Impl {
       result = ec;
       done = true;
     });
+    // Until the operation completes (the stream's deadline timer may stay armed).
     ioc.restart();
-    ioc.run_for(limit);
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done && ioc.run_one_until(until) > 0) {
+    }
     if (!done) {
       ws.next_layer().socket().close();
       ioc.restart();
-      ioc.run();
+      while (!done && ioc.run_one() > 0) {
+      }
       throw std::runtime_error("websocket " + what + " timed out after " + std::to_string(limit.count()) + " ms");
     }
     return result;
