@@ -7,7 +7,8 @@
 #   w: 200 per 30s (sliding_log)        -> 200 per window: between 200*floor(D/30) and
 #                                          200*(floor(D/30)+1) (the last window may start)
 #   bulk: 1e9 per 1m (sliding_window)   -> every request allowed
-# Redis holds exactly what was allowed for a and b (ZCARD). Exits 1 when a check fails.
+# Redis holds exactly what was allowed for a and b (the total of each sliding_log key: minus
+# the score of its member "#"). Exits 1 when a check fails.
 #
 #   bench/soak.sh [BUILD_DIR]        (default: <repo>/build; needs phlow-gateway,
 #                                     phlow-demo-upstream and tests/phlow-load built)
@@ -127,8 +128,9 @@ check "a allowed (500/1h)" "$(allowed 0)" 500 500
 check "b allowed (3000/1h)" "$(allowed 1)" 3000 3000
 check "w allowed (200/30s)" "$(allowed 2)" $((200 * windows)) $((200 * (windows + 1)))
 check "bulk allowed" "$(allowed 3)" "$(sent 3)" "$(sent 3)"
-check "Redis ZCARD a" "$(redis-cli -p "$redis_port" zcard phlow:ratelimit:hour_a:a)" 500 500
-check "Redis ZCARD b" "$(redis-cli -p "$redis_port" zcard phlow:ratelimit:hour_b:b)" 3000 3000
+log_total() { local s; s=$(redis-cli -p "$redis_port" zscore "$1" '#'); echo $(( -(${s:-0}) )); }
+check "Redis total a" "$(log_total phlow:ratelimit:hour_a:a)" 500 500
+check "Redis total b" "$(log_total phlow:ratelimit:hour_b:b)" 3000 3000
 total=$(grep '^total' "$workdir/load.out")
 check "5xx" "$(awk '{print $5}' <<<"$total")" 0 0
 check "dropped" "$(awk '{print $7}' <<<"$total")" 0 0

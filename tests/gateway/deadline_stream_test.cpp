@@ -48,6 +48,9 @@ struct Pair {
     }
     return true;
   }
+
+  // One read on the stream, run until it completes.
+  struct Result read();
 };
 
 struct Result {
@@ -66,18 +69,27 @@ auto into(Result& r) {
 
 std::array<char, 64> buffer;
 
+Result Pair::read() {
+  Result r;
+  stream->async_read_some(net::buffer(buffer), into(r));
+  REQUIRE(run_until([&] { return r.ec.has_value(); }));
+  return r;
+}
+
+// A read that started at `start` timed out after `deadline`, not much later.
+void check_timed_out(const Result& r, Clock::time_point start, std::chrono::milliseconds deadline) {
+  CHECK(*r.ec == boost::beast::error::timeout);
+  CHECK(r.at - start >= deadline);
+  CHECK(r.at - start < deadline + 2s);
+}
+
 }  // namespace
 
 TEST_CASE("deadline stream: a read times out at its deadline and the socket closes") {
   Pair p;
   const auto start = Clock::now();
   p.stream->expires_after(100ms);
-  Result r;
-  p.stream->async_read_some(net::buffer(buffer), into(r));
-  REQUIRE(p.run_until([&] { return r.ec.has_value(); }));
-  CHECK(*r.ec == boost::beast::error::timeout);
-  CHECK(r.at - start >= 100ms);
-  CHECK(r.at - start < 2s);
+  check_timed_out(p.read(), start, 100ms);
   CHECK_FALSE(p.stream->socket().is_open());
 }
 
@@ -92,10 +104,8 @@ TEST_CASE("deadline stream: reads and writes under a deadline complete when data
     CHECK_FALSE(*w.ec);
     std::array<char, 64> got{};
     CHECK(p.peer.read_some(net::buffer(got)) == ping.size());
-    Result r;
-    p.stream->async_read_some(net::buffer(buffer), into(r));
     net::write(p.peer, net::buffer(ping));
-    REQUIRE(p.run_until([&] { return r.ec.has_value(); }));
+    const Result r = p.read();
     CHECK_FALSE(*r.ec);
     CHECK(r.n == ping.size());
   }
@@ -106,10 +116,7 @@ TEST_CASE("deadline stream: a deadline pushed later is kept - the timer armed fo
   // The first read arms the timer for +100 ms and completes at once.
   p.stream->expires_after(100ms);
   net::write(p.peer, net::buffer(std::string("a")));
-  Result first;
-  p.stream->async_read_some(net::buffer(buffer), into(first));
-  REQUIRE(p.run_until([&] { return first.ec.has_value(); }));
-  CHECK_FALSE(*first.ec);
+  CHECK_FALSE(*p.read().ec);
   // The next read has 600 ms; its data comes at +300 ms, after the first deadline.
   const auto start = Clock::now();
   p.stream->expires_after(600ms);
@@ -123,12 +130,7 @@ TEST_CASE("deadline stream: a deadline pushed later is kept - the timer armed fo
   // And that later deadline still holds: nothing more comes, the read times out.
   p.stream->expires_after(150ms);
   const auto third_start = Clock::now();
-  Result third;
-  p.stream->async_read_some(net::buffer(buffer), into(third));
-  REQUIRE(p.run_until([&] { return third.ec.has_value(); }));
-  CHECK(*third.ec == boost::beast::error::timeout);
-  CHECK(third.at - third_start >= 150ms);
-  CHECK(third.at - third_start < 2s);
+  check_timed_out(p.read(), third_start, 150ms);
 }
 
 TEST_CASE("deadline stream: an operation started after its deadline passed times out at once") {
@@ -139,9 +141,7 @@ TEST_CASE("deadline stream: an operation started after its deadline passed times
   wait.async_wait([&](error_code) { waited = true; });
   REQUIRE(p.run_until([&] { return waited; }));
   const auto start = Clock::now();
-  Result r;
-  p.stream->async_read_some(net::buffer(buffer), into(r));
-  REQUIRE(p.run_until([&] { return r.ec.has_value(); }));
+  const Result r = p.read();
   CHECK(*r.ec == boost::beast::error::timeout);
   CHECK(r.at - start < 1s);
 }
@@ -154,18 +154,14 @@ TEST_CASE("deadline stream: a deadline set while a read is pending is the next w
   p.stream->async_read_some(net::buffer(buffer), into(r));
   p.stream->expires_never();  // the read keeps its 150 ms
   REQUIRE(p.run_until([&] { return r.ec.has_value(); }));
-  CHECK(*r.ec == boost::beast::error::timeout);
-  CHECK(r.at - start >= 150ms);
-  CHECK(r.at - start < 2s);
+  check_timed_out(r, start, 150ms);
 }
 
 TEST_CASE("deadline stream: without a deadline nothing times out - and destroying it frees its timer") {
   Pair p;
   p.stream->expires_after(100ms);
-  Result armed;
   net::write(p.peer, net::buffer(std::string("x")));
-  p.stream->async_read_some(net::buffer(buffer), into(armed));  // arms the timer for +100 ms
-  REQUIRE(p.run_until([&] { return armed.ec.has_value(); }));
+  CHECK_FALSE(*p.read().ec);  // armed the timer for +100 ms
   p.stream->expires_never();
   Result r;
   p.stream->async_read_some(net::buffer(buffer), into(r));
@@ -177,10 +173,8 @@ TEST_CASE("deadline stream: without a deadline nothing times out - and destroyin
   // A timer armed far ahead does not outlive the stream: once it is destroyed the
   // context runs out of work at once (ASan would report the state if it leaked).
   p.stream->expires_after(1h);
-  Result last;
   net::write(p.peer, net::buffer(std::string("z")));
-  p.stream->async_read_some(net::buffer(buffer), into(last));
-  REQUIRE(p.run_until([&] { return last.ec.has_value(); }));
+  CHECK_FALSE(*p.read().ec);
   p.stream.reset();
   p.io.restart();
   const auto start = Clock::now();

@@ -130,3 +130,25 @@ TEST_CASE("redis batch: a call's admitted requests share one sliding_log entry a
   }
   CHECK(units == 10);
 }
+
+TEST_CASE("redis batch: a sliding_log total that no longer adds up is recounted from the entries") {
+  RedisServer server;
+  Store store(server.url(), 2s);
+  REQUIRE(store.store->ready());
+  const Limit log{.name = "b_recount", .requests = 10, .window_ms = 60'000};
+  const std::string key = KeyLayout().key(log.name, "k");
+  const std::string time = server.command({"TIME"});
+  const std::int64_t now_ms = std::stoll(time.substr(0, time.find(' '))) * 1000;
+  // A total of 1, but three entries that left the window (another writer added them
+  // without the total) and two that are in it: 1 - 3 < 0 cannot be right.
+  const std::string old_ms = std::to_string(now_ms - 120'000);
+  const std::string recent_ms = std::to_string(now_ms - 1000);
+  server.command({"ZADD", key, "-1", "#", old_ms, "11", old_ms, "12", old_ms, "13", recent_ms, "21", recent_ms, "22"});
+  const std::vector<std::vector<Descriptor>> one{{Descriptor{&log, key}}};
+  const auto decisions = store.check_all(one);
+  REQUIRE(decisions[0].has_value());
+  CHECK(decisions[0]->source == DecisionSource::redis);
+  CHECK(decisions[0]->allowed);
+  CHECK(decisions[0]->results[0].remaining == 10 - 2 - 1);
+  CHECK(log_units(server, key) == "3");
+}

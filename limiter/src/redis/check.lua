@@ -67,28 +67,31 @@ end
 -- the total instead of counting the set. What the checks of one call consume in one
 -- key shares one entry (they share the server's now): one ZADD per key per call, not
 -- one per request. A check of mode "2" (its entry may be refunded) gets its own.
--- Entries without ":" (written by versions before 0.3) count one unit each.
+-- Entries without ":" (written one per request by earlier versions) count one unit
+-- each.
 local function units_of(member) return tonumber(string.match(member, ':(%d+)$')) or 1 end
 
 local function load_log(key, w)
   local st = state[key]
   if st and st.algo == 0 then return st end
   local cut = int(now - w)
-  local count
+  local count, changed
   local total = redis.call('ZSCORE', key, '#')
-  local changed
   if total then
     count = -tonumber(total)
     local gone = redis.call('ZRANGEBYSCORE', key, '(0', cut)
     for _, m in ipairs(gone) do count = count - units_of(m) end
     changed = #gone > 0
-  else  -- new, or written by an earlier version: count every entry
+  end
+  if not total or count < 0 then
+    -- New, written by an earlier version, or a total that no longer adds up (entries
+    -- some other writer added without it): count every entry.
     count = 0
     for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. cut, '+inf')) do count = count + units_of(m) end
-    changed = count > 0
+    changed = total ~= nil or count > 0
   end
   redis.call('ZREMRANGEBYSCORE', key, '(0', cut)
-  st = { count = count, member = now_us - 1, w = w, algo = 0, pending = 0, changed = changed }
+  st = { count = count, member = now_us - 1, w = w, algo = 0, pending = 0 }
   state[key] = st
   -- The total stays true even when this call consumes nothing.
   if changed then touch(key, st) end
