@@ -44,11 +44,27 @@ class DeadlineStream {
     std::uint64_t arming = 0;    // the current wait; an older one that completes is stale
     unsigned pending[2] = {0, 0};
     bool timed_out[2] = {false, false};
-    std::size_t refs = 1;        // the stream, each pending operation, the timer's wait
+    std::size_t refs = 1;        // the stream, and a Ref in each queued operation and wait
   };
   static void release(State* s) {
     if (--s->refs == 0) delete s;
   }
+  // A counted reference to the state held by a queued operation or timer wait, given
+  // back when it is destroyed: after it ran, or unrun when its io_context is destroyed
+  // with it still queued.
+  class Ref {
+   public:
+    explicit Ref(State* s) : s_(s) { ++s->refs; }
+    Ref(Ref&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+    Ref& operator=(Ref&&) = delete;
+    ~Ref() {
+      if (s_ != nullptr) release(s_);
+    }
+    State* get() const { return s_; }
+
+   private:
+    State* s_;
+  };
 
  public:
   using executor_type = boost::asio::any_io_executor;
@@ -116,15 +132,14 @@ class DeadlineStream {
   template <class Handler, bool isRead>
   struct Completion {
     Handler handler;
-    State* s;
+    Ref ref;
 
     template <class... Result>
     void operator()(boost::system::error_code ec, Result... result) {
-      State* const s_local = s;
+      State* const s = ref.get();
       const int side = isRead ? 0 : 1;
-      if (s_local->timed_out[side]) ec = boost::beast::error::timeout;
-      if (--s_local->pending[side] == 0) s_local->timed_out[side] = false;
-      release(s_local);
+      if (s->timed_out[side]) ec = boost::beast::error::timeout;
+      if (--s->pending[side] == 0) s->timed_out[side] = false;
       std::move(handler)(ec, std::move(result)...);
     }
   };
@@ -139,7 +154,6 @@ class DeadlineStream {
   // Before an operation of `side` starts: the timer must fire by its deadline.
   static void watch(State* s, int side) {
     ++s->pending[side];
-    ++s->refs;
     const Clock::time_point at = s->deadline[side];
     if (at < s->armed_for) arm(s, at);
   }
@@ -147,14 +161,13 @@ class DeadlineStream {
   static void arm(State* s, Clock::time_point at) {
     s->armed_for = at;
     const std::uint64_t arming = ++s->arming;
-    ++s->refs;
     s->timer.expires_at(at);  // a wait for a later time completes as stale
-    s->timer.async_wait([s, arming](boost::system::error_code ec) {
-      if (arming == s->arming) {
-        s->armed_for = Clock::time_point::max();
-        if (!ec) on_timer(s);
+    s->timer.async_wait([ref = Ref(s), arming](boost::system::error_code ec) {
+      State* const state = ref.get();
+      if (arming == state->arming) {
+        state->armed_for = Clock::time_point::max();
+        if (!ec) on_timer(state);
       }
-      release(s);
     });
   }
 
@@ -187,9 +200,9 @@ class DeadlineStream {
       watch(s, isRead ? 0 : 1);
       using H = std::decay_t<Handler>;
       if constexpr (isRead) {
-        s->socket.async_read_some(buffers, Completion<H, true>{std::forward<Handler>(handler), s});
+        s->socket.async_read_some(buffers, Completion<H, true>{std::forward<Handler>(handler), Ref(s)});
       } else {
-        s->socket.async_write_some(buffers, Completion<H, false>{std::forward<Handler>(handler), s});
+        s->socket.async_write_some(buffers, Completion<H, false>{std::forward<Handler>(handler), Ref(s)});
       }
     }
   };
@@ -200,7 +213,7 @@ class DeadlineStream {
     void operator()(Handler&& handler, const Endpoints& endpoints) const {
       watch(s, 1);
       using H = std::decay_t<Handler>;
-      boost::asio::async_connect(s->socket, endpoints, Completion<H, false>{std::forward<Handler>(handler), s});
+      boost::asio::async_connect(s->socket, endpoints, Completion<H, false>{std::forward<Handler>(handler), Ref(s)});
     }
   };
 
@@ -210,7 +223,7 @@ class DeadlineStream {
     void operator()(Handler&& handler, const boost::asio::ip::tcp::endpoint& endpoint) const {
       watch(s, 1);
       using H = std::decay_t<Handler>;
-      s->socket.async_connect(endpoint, Completion<H, false>{std::forward<Handler>(handler), s});
+      s->socket.async_connect(endpoint, Completion<H, false>{std::forward<Handler>(handler), Ref(s)});
     }
   };
 
