@@ -40,7 +40,7 @@ if [[ "${PHLOW_TSAN:-0}" == 1 ]]; then
            gateway_e2e_proxy_test limiter_redis_tls_test limiter_redis_sentinel_test
            gateway_e2e_redis_sentinel_test limiter_redis_cluster_test gateway_e2e_redis_cluster_test
            gateway_core_test gateway_e2e_tls_test gateway_e2e_websocket_test gateway_e2e_jwt_test
-           gateway_e2e_cost_test gateway_e2e_concurrency_test)
+           gateway_e2e_cost_test gateway_e2e_concurrency_test gateway_deadline_stream_test)
   tsan_tests='memory: |redis: |library: |redis tls: the library|redis sentinel: the library|e2e redis sentinel|redis cluster: |e2e redis cluster|session: |e2e cli: SIGHUP|e2e cli: SIGTERM|e2e limits: two gateways|e2e limits: a key over its limit|e2e limits: when Redis comes back|e2e ops: metrics count|e2e ops: Redis check histogram|e2e ops: admin inspects|e2e ops: a reset during|proxy: answers pipelined|proxy: no file descriptor leaks|e2e tls: |e2e websocket: |jwt: one verifier shared by threads|e2e jwt: |e2e cost: |e2e concurrency: |deadline stream: '
   ctest_args+=(-R "$tsan_tests")
   # Every process (test binaries and the gateways they spawn) writes its reports
