@@ -19,6 +19,14 @@ using namespace std::chrono_literals;
 
 using Store = phlow::test::StoreRunner;
 
+namespace {
+// The Redis server's clock in Unix ms, to the second (entries are seeded relative to it).
+std::int64_t server_now_ms(const RedisServer& server) {
+  const std::string time = server.command({"TIME"});
+  return std::stoll(time.substr(0, time.find(' '))) * 1000;
+}
+}  // namespace
+
 TEST_CASE("redis batch: one turn's checks go as few script calls and stay exact") {
   RedisServer server;
   Store store(server.url(), 2s);
@@ -95,8 +103,7 @@ TEST_CASE("redis batch: a call's admitted requests share one sliding_log entry a
   const Limit log{.name = "b_shared", .requests = 10, .window_ms = 3'600'000};
   const std::string key = KeyLayout().key(log.name, "k");
   // Three requests written as earlier versions did: one member per request, no total.
-  const std::string time = server.command({"TIME"});
-  const std::int64_t then_ms = std::stoll(time.substr(0, time.find(' '))) * 1000 - 1000;
+  const std::int64_t then_ms = server_now_ms(server) - 1000;
   server.command({"ZADD", key, std::to_string(then_ms), "1001", std::to_string(then_ms), "1002",
                   std::to_string(then_ms), "1003"});
   std::vector<std::vector<Descriptor>> checks(20, std::vector<Descriptor>{{&log, key}});
@@ -137,8 +144,7 @@ TEST_CASE("redis batch: a sliding_log total that no longer adds up is recounted 
   REQUIRE(store.store->ready());
   const Limit log{.name = "b_recount", .requests = 10, .window_ms = 60'000};
   const std::string key = KeyLayout().key(log.name, "k");
-  const std::string time = server.command({"TIME"});
-  const std::int64_t now_ms = std::stoll(time.substr(0, time.find(' '))) * 1000;
+  const std::int64_t now_ms = server_now_ms(server);
   // A total of 1, but three entries that left the window (another writer added them
   // without the total) and two that are in it: 1 - 3 < 0 cannot be right.
   const std::string old_ms = std::to_string(now_ms - 120'000);
