@@ -123,8 +123,7 @@ void read_replies(std::string_view bytes, std::size_t step, std::span<const Desc
 }
 
 // encode_check()'s bytes are one RESP array of bulk strings: 3 + n keys + 1 (time)
-// + 2 (count, mode) + n limit strings ("algorithm requests window_ms burst shadow
-// weighted"). The mode is "1"/"0", followed by one word per limit (its cost, or a
+// + 2 (count, mode) + n limit strings ("algorithm requests window_ms burst shadow"). The mode is "1"/"0", followed by one word per limit (its cost, or a
 // concurrency limit's slot id) when some limit weighs more than 1 or takes a slot.
 void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   std::string command;
@@ -160,8 +159,7 @@ void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
     const phlow::limiter::Limit& l = *descriptors[i].limit;
     FUZZ_ASSERT(v.elements[6 + n + i].str ==
                 std::to_string(static_cast<int>(l.algorithm)) + " " + std::to_string(l.requests) + " " +
-                    std::to_string(l.window_ms) + " " + std::to_string(l.burst) + " " + (l.shadow ? "1" : "0") +
-                    " " + (l.weighted ? "1" : "0"));
+                    std::to_string(l.window_ms) + " " + std::to_string(l.burst) + " " + (l.shadow ? "1" : "0"));
   }
 }
 

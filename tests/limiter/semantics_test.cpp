@@ -144,6 +144,21 @@ const std::vector<Case>& cases() {
        {make("slots", 1, 60'000, A::concurrency), make("log", 3, 1000, A::sliding_log)},
        {{0, 0}, {0, 0}, release_of(0), {0, 0}, release_of(3), {0, 0}, release_of(5), {0, 0}, {2000, 0}},
        "ARFAFAFRA"},
+      // A batch that repeats one check (a hot client): the script decides such a run
+      // at once when all of it fits, each check answering its own remaining and reset.
+      {"runs: repeated checks that all fit answer each their own remaining and reset",
+       {make("log", 20, 1000, A::sliding_log), make("win", 20, 1000, A::sliding_window),
+        make("tb", 20, 1000, A::token_bucket, 12)},
+       join({burst(5), burst(4, 300), burst(6, 1100), burst(8, 10)}),
+       "AAAAAAAAAAAAAAAAAAAAARR"},
+      {"runs: a token_bucket run's reset moves one interval per check",
+       {make("tb", 7, 1000, A::token_bucket, 5)},
+       join({burst(4), burst(3, 500), burst(2, 1)}),
+       "AAAAAAAAR"},
+      {"runs: a run that does not fit at once is decided check by check",
+       {make("log", 5, 1000, A::sliding_log)},
+       join({burst(3), burst(4, 10), burst(3, 990), burst(1, 10)}),
+       "AAAAARRAAAA"},
       {"cost: two limits, the tighter rejects and neither consumes",
        {weighted(make("a", 10, 1000, A::sliding_log)), weighted(make("b", 4, 1000, A::sliding_window))},
        join({costs({3, 2, 1, 1}), costs({4}, 2000)}),
@@ -221,8 +236,7 @@ std::vector<Decision> redis_checks_at(redisContext* c, const std::vector<std::ve
     for (const auto& d : ds) {
       args.push_back(std::to_string(static_cast<int>(d.limit->algorithm)) + " " +
                      std::to_string(d.limit->requests) + " " + std::to_string(d.limit->window_ms) +
-                     " " + std::to_string(d.limit->burst) + " " + (d.limit->shadow ? "1" : "0") + " " +
-                     (d.limit->weighted ? "1" : "0"));
+                     " " + std::to_string(d.limit->burst) + " " + (d.limit->shadow ? "1" : "0"));
     }
   }
   std::vector<const char*> argv;

@@ -13,10 +13,8 @@
 --           request weighs more than one unit in some limit or takes a slot, by one
 --           word per limit: its cost, or for a concurrency limit the id of the slot the
 --           request takes: "1 5 1 gw1.0.2a"; then one string per limit, "algorithm
---           requests window_ms burst shadow weighted" (algorithm 0 sliding_log,
---           1 sliding_window, 2 token_bucket, 3 concurrency; shadow, weighted 0/1 -
---           every sliding_log entry carries its units, so no algorithm here reads
---           `weighted`), parsed once per call
+--           requests window_ms burst shadow" (algorithm 0 sliding_log, 1 sliding_window,
+--           2 token_bucket, 3 concurrency; shadow 0/1), parsed once per call
 -- Returns   { now_ms, then per check, per limit: allowed (0/1), remaining, reset_ms,
 --           retry_after_ms (for a debit: the usage after it, as a one-unit request
 --           would see it); and for a check with "2", per limit what it added: the
@@ -74,24 +72,37 @@ local function units_of(member) return tonumber(string.match(member, ':(%d+)$'))
 local function load_log(key, w)
   local st = state[key]
   if st and st.algo == 0 then return st end
-  local cut = int(now - w)
+  local cut = now - w
   local count, changed
-  local total = redis.call('ZSCORE', key, '#')
-  if total then
-    count = -tonumber(total)
-    local gone = redis.call('ZRANGEBYSCORE', key, '(0', cut)
-    for _, m in ipairs(gone) do count = count - units_of(m) end
-    changed = #gone > 0
+  -- The total (scored -total, first) and the oldest entry: in the common case nothing
+  -- has left the window, and these are all the call reads.
+  local head = redis.call('ZRANGE', key, 0, 1, 'WITHSCORES')
+  local has_total = head[1] == '#'
+  -- A write comes first, here: under maxmemory Redis refuses (OOM) only a script's
+  -- first write that may take memory, so a call with a sliding_log key goes on past
+  -- it and is decided in Redis, as when every call trimmed first. An existing key's
+  -- TTL moves now (store() sets a new key's); a new key is trimmed below.
+  if has_total then redis.call('PEXPIRE', key, w) end
+  if has_total then
+    count = -tonumber(head[2])
+    if head[4] and tonumber(head[4]) <= cut then
+      local cut_s = int(cut)
+      local gone = redis.call('ZRANGEBYSCORE', key, '(0', cut_s)
+      for _, m in ipairs(gone) do count = count - units_of(m) end
+      redis.call('ZREMRANGEBYSCORE', key, '(0', cut_s)
+      changed = true
+    end
   end
-  if not total or count < 0 then
+  if not has_total or count < 0 then
     -- New, written by an earlier version, or a total that no longer adds up (entries
     -- some other writer added without it): count every entry.
+    local cut_s = int(cut)
+    redis.call('ZREMRANGEBYSCORE', key, '(0', cut_s)
     count = 0
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. cut, '+inf')) do count = count + units_of(m) end
-    changed = total ~= nil or count > 0
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. cut_s, '+inf')) do count = count + units_of(m) end
+    changed = has_total or count > 0
   end
-  redis.call('ZREMRANGEBYSCORE', key, '(0', cut)
-  st = { count = count, member = now_us - 1, w = w, algo = 0, pending = 0 }
+  st = { count = count, member = now_us - 1, w = w, algo = 0, pending = 0, has_total = has_total }
   state[key] = st
   -- The total stays true even when this call consumes nothing.
   if changed then touch(key, st) end
@@ -241,9 +252,21 @@ local function store()
   for _, key in ipairs(dirty) do
     local st = state[key]
     if st.algo == 0 then
-      if st.pending > 0 then add_log_entry(key, st, st.pending) end
-      if st.count > 0 then redis.call('ZADD', key, int(-st.count), '#') else redis.call('ZREM', key, '#') end
-      redis.call('PEXPIRE', key, st.w)
+      if st.pending > 0 then
+        -- The shared entry and the total in one ZADD. It adds the entry, and the
+        -- total when there was none; fewer means the stamp was taken (the clock
+        -- went back, or a test's injected one stood still) and the entry merged
+        -- with an older one of the same units: it gets another stamp.
+        local member = st.member + 1
+        local added = redis.call('ZADD', key, now_s, int(member) .. ':' .. int(st.pending), int(-st.count), '#')
+        st.member = member
+        if added < (st.has_total and 1 or 2) then add_log_entry(key, st, st.pending) end
+      elseif st.count > 0 then
+        redis.call('ZADD', key, int(-st.count), '#')
+      else
+        redis.call('ZREM', key, '#')
+      end
+      if not st.has_total then redis.call('PEXPIRE', key, st.w) end
     elseif st.algo == 3 then
       redis.call('PEXPIRE', key, st.w)  -- the set outlives its latest lease
     elseif st.algo == 1 then
@@ -259,15 +282,15 @@ local out = { now }
 local o = 1                -- #out
 local allowed, added = {}, {}  -- per check, reused
 
--- A limit's parameters, "algorithm requests window_ms burst shadow weighted", parsed
--- once per distinct string in a call.
+-- A limit's parameters, "algorithm requests window_ms burst shadow", parsed once per
+-- distinct string in a call.
 local params = {}
 local function limit_of(s)
   local l = params[s]
   if l then return l end
-  local algo, n, w, burst, shadow, weighted = string.match(s, '^(%d+) (%d+) (%d+) (%d+) ([01]) ([01])$')
+  local algo, n, w, burst, shadow = string.match(s, '^(%d+) (%d+) (%d+) (%d+) ([01])$')
   l = { algo = tonumber(algo), n = tonumber(n), w = tonumber(w), burst = tonumber(burst),
-        shadow = shadow == '1', weighted = weighted == '1' }
+        shadow = shadow == '1' }
   if l.burst <= 0 then l.burst = l.n end
   l.quota = l.algo == 2 and l.burst or l.n
   params[s] = l
@@ -343,12 +366,87 @@ local function check(k, n, b, mode_arg)
   end
 end
 
-local k, a, last = 0, 2, #ARGV
+-- Runs. A batch often repeats one check: the requests of one hot client, on the same
+-- keys, each of one unit (mode "1", no words). When the next m checks are that same
+-- check and all m fit at once, they are decided together: one evaluation and one
+-- consumption of m units per limit, instead of m of each. Each check still answers
+-- what it would have alone after the ones before it: the i-th (from 0) of a run sees
+-- i more units used, so its remaining is one less than the one before; its reset is
+-- the run's (a token_bucket's moves one emission interval per check). A run that does
+-- not fit at once is decided one check at a time, as any other.
+local last = #ARGV
+local function same_check(k, a, k2, a2, n)
+  if ARGV[a2] ~= ARGV[a] or ARGV[a2 + 1] ~= '1' then return false end
+  for j = 1, n do
+    if KEYS[k2 + j] ~= KEYS[k + j] or ARGV[a2 + 1 + j] ~= ARGV[a + 1 + j] then return false end
+  end
+  return true
+end
+
+-- Whether `m` more units fit in limit l at key now (no retry computed: cheap).
+local function fits(key, l, m)
+  local algo, n, w = l.algo, l.n, l.w
+  if m > l.quota then return false end
+  if algo == 0 then return load_log(key, w).count + m <= n
+  elseif algo == 1 then
+    local st = load_window(key, w)
+    return st.p * (w - (now - st.cw * w)) + (st.c + m) * w <= n * w
+  else
+    local t = emission(n, w)
+    return now_us >= load_bucket(key).tat + (m - l.burst) * t
+  end
+end
+
+local first_rem, bucket_tat, bucket_t = {}, {}, {}  -- per limit of a run, reused
+-- The run of the check at ARGV[a] (keys from KEYS[k + 1]): how many checks it decided,
+-- 0 when none (not a run, or not all of it fits).
+local function run(k, n, a)
+  local m, stride = 1, n + 2
+  while a + m * stride <= last and same_check(k, a, k + m * n, a + m * stride, n) do m = m + 1 end
+  if m == 1 then return 0, 1 end
+  for j = 1, n do
+    local l = limit_of(ARGV[a + 1 + j])
+    if l.shadow or l.algo == 3 then return 0, m end
+    for i = 1, j - 1 do if KEYS[k + i] == KEYS[k + j] then return 0, m end end
+    if not fits(KEYS[k + j], l, m) then return 0, m end
+  end
+  for j = 1, n do
+    local key, l = KEYS[k + j], params[ARGV[a + 1 + j]]
+    local _, remaining = evaluate(key, l, m)
+    first_rem[j] = remaining + m - 1
+    if l.algo == 2 then
+      bucket_tat[j], bucket_t[j] = load_bucket(key).tat, emission(l.n, l.w)
+    end
+    consume(key, l, m, '1', false)
+  end
+  for i = 0, m - 1 do
+    for j = 1, n do
+      local l = params[ARGV[a + 1 + j]]
+      local reset
+      if l.algo == 0 then reset = now + l.w
+      elseif l.algo == 1 then reset = (state[KEYS[k + j]].cw + 2) * l.w
+      else reset = ceil_div(bucket_tat[j] + (i + 1) * bucket_t[j], 1000) end
+      out4(1, first_rem[j] - i, reset, 0)
+    end
+  end
+  return m, m
+end
+
+local k, a = 0, 2
+local plain_until = 0  -- checks before this ARGV index are decided one at a time
 while a <= last do
   local n = tonumber(ARGV[a])
-  check(k, n, a + 1, ARGV[a + 1])
-  k = k + n
-  a = a + 2 + n
+  local done, seen = 0, 0
+  if a >= plain_until and ARGV[a + 1] == '1' then done, seen = run(k, n, a) end
+  if done > 0 then
+    k = k + done * n
+    a = a + done * (n + 2)
+  else
+    if seen > 1 then plain_until = a + seen * (n + 2) end
+    check(k, n, a + 1, ARGV[a + 1])
+    k = k + n
+    a = a + 2 + n
+  end
 end
 store()
 return out

@@ -48,14 +48,12 @@ end
 return 1
 )lua";
 
-// A limit as the check script reads it: "algorithm requests window_ms burst shadow
-// weighted".
+// A limit as the check script reads it: "algorithm requests window_ms burst shadow".
 std::string_view limit_params(const Limit& l, std::array<char, 128>& buffer) {
   char* at = buffer.data();
   char* const end = buffer.data() + buffer.size();
   for (const std::int64_t v : {static_cast<std::int64_t>(l.algorithm), l.requests, l.window_ms,
-                               static_cast<std::int64_t>(l.burst), std::int64_t{l.shadow ? 1 : 0},
-                               std::int64_t{l.weighted ? 1 : 0}}) {
+                               static_cast<std::int64_t>(l.burst), std::int64_t{l.shadow ? 1 : 0}}) {
     if (at != buffer.data()) *at++ = ' ';
     at = std::to_chars(at, end, v).ptr;
   }
