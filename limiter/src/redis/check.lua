@@ -82,8 +82,8 @@ local function load_log(key, w)
   -- first write that may take memory, so a call with a sliding_log key goes on past
   -- it and is decided in Redis, as when every call trimmed first. An existing key's
   -- TTL moves now (store() sets a new key's); a new key is trimmed below.
-  if has_total then redis.call('PEXPIRE', key, w) end
   if has_total then
+    redis.call('PEXPIRE', key, w)
     count = -tonumber(head[2])
     if head[4] and tonumber(head[4]) <= cut then
       local cut_s = int(cut)
