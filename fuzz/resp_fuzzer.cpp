@@ -123,8 +123,9 @@ void read_replies(std::string_view bytes, std::size_t step, std::span<const Desc
 }
 
 // encode_check()'s bytes are one RESP array of bulk strings: 3 + n keys + 1 (time)
-// + 2 (count, mode) + n limit strings ("algorithm requests window_ms burst shadow"). The mode is "1"/"0", followed by one word per limit (its cost, or a
-// concurrency limit's slot id) when some limit weighs more than 1 or takes a slot.
+// + 2 (count, mode) + n limit strings ("algorithm requests window_ms burst shadow").
+// The mode is "1"/"0", followed by one word per limit (its cost, or a concurrency
+// limit's slot id) when some limit weighs more than 1 or takes a slot.
 void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   std::string command;
   phlow::limiter::redis::encode_check(command, true, std::string(40, 'a'), descriptors,
