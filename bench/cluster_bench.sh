@@ -3,8 +3,8 @@
 # upstream, deciding in (a) one standalone redis-server and (b) a 3-master Redis
 # Cluster (no replicas), with 1 and with 3 limits per request (the 3 limits' keys are
 # spread over the cluster's slots). Limits are high: nothing is rejected. Prints
-# req/s and p99 from wrk, and Redis script calls per request (EVALSHA + EVAL summed over
-# every node's INFO commandstats, divided by the requests wrk completed).
+# req/s and p99 from wrk, and Redis script calls per request (FCALL + EVALSHA + EVAL
+# summed over every node's INFO commandstats, divided by the requests wrk completed).
 #
 #   bench/cluster_bench.sh [BUILD_DIR]        (default: <repo>/build)
 #
@@ -23,12 +23,12 @@ connections=${CONNECTIONS:-50}
 source "$repo/bench/lib.sh"
 require_bench_tools
 
-# Script calls (EVALSHA + EVAL) so far, summed over the ports given.
+# Script calls (FCALL + EVALSHA + EVAL) so far, summed over the ports given.
 script_calls() {
   local total=0 port n
   for port in "$@"; do
     n=$(redis-cli -p "$port" info commandstats |
-      awk -F'[=,:]' '/^cmdstat_(evalsha|eval):/ { s += $3 } END { print s + 0 }')
+      awk -F'[=,:]' '/^cmdstat_(fcall|evalsha|eval):/ { s += $3 } END { print s + 0 }')
     total=$((total + n))
   done
   echo "$total"

@@ -33,7 +33,7 @@ start_redis "$redis_port"
 
 script_calls() {
   redis-cli -p "$redis_port" info commandstats |
-    awk -F'[=,:]' '/^cmdstat_(evalsha|eval):/ { s += $3 } END { print s + 0 }'
+    awk -F'[=,:]' '/^cmdstat_(fcall|evalsha|eval):/ { s += $3 } END { print s + 0 }'
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 metric() {  # admin_port name

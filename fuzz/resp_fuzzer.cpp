@@ -128,9 +128,9 @@ void read_replies(std::string_view bytes, std::size_t step, std::span<const Desc
 // limit's slot id) when some limit weighs more than 1 or takes a slot.
 void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   std::string command;
-  phlow::limiter::redis::encode_check(command, true, std::string(40, 'a'), descriptors,
-                                      consume ? phlow::limiter::redis::Consume::yes
-                                              : phlow::limiter::redis::Consume::no);
+  namespace redis = phlow::limiter::redis;
+  redis::encode_check(command, redis::ScriptForm::sha, std::string(40, 'a'), descriptors,
+                      consume ? redis::Consume::yes : redis::Consume::no);
   redisReader* reader = phlow::limiter::redis::create_reader();
   FUZZ_ASSERT(redisReaderFeed(reader, command.data(), command.size()) == REDIS_OK);
   void* raw = nullptr;

@@ -28,7 +28,7 @@ RedisBackend::RedisBackend(boost::asio::any_io_executor executor, RedisOptions o
   const int id = health_->add_connection();
   connection_ = std::make_shared<redis::Connection>(
       std::move(executor), options_.url, nodes_, redis::make_transport(options_),
-      std::string(redis::kCheckScript), redis::connection_options(options_),
+      redis::connection_options(options_),
       [health = health_, id](bool up, const std::string& reason) { health->report(id, up, reason); });
   batch_ = std::make_shared<redis::CheckBatch>(connection_, health_, options_.timeout,
                                                nodes_->master_only());

@@ -364,13 +364,16 @@ TEST_CASE("faults: Redis emptied mid-window restarts every budget") {
   };
   CHECK(allowed_of(kTinyQuota + 2) == kTinyQuota);
 
-  // FLUSHALL and SCRIPT FLUSH: the next check reloads the script (NOSCRIPT -> EVAL).
+  // FLUSHALL, FUNCTION FLUSH and SCRIPT FLUSH: the next check finds neither the
+  // function nor the script, and goes by EVAL (FCALL -> EVALSHA -> NOSCRIPT -> EVAL).
   REQUIRE(redis.command({"FLUSHALL"}) == "OK");
+  REQUIRE(redis.command({"FUNCTION", "FLUSH"}) == "OK");
   REQUIRE(redis.command({"SCRIPT", "FLUSH"}) == "OK");
   std::this_thread::sleep_for(std::chrono::milliseconds(phlow::limiter::RejectedKeys::kCacheMaxMs));
   const HttpResponse first = http_request(gateway.port(), "GET", "/", tenant);
   CHECK(first.status == 200);
   CHECK(first.header("X-RateLimit-Remaining") == std::to_string(kTinyQuota - 1));
+  CHECK(log_units(redis, "phlow:ratelimit:tiny:flushed") == "1");  // decided in Redis
   const int after_flush = 1 + allowed_of(kTinyQuota + 1);
   CHECK(after_flush == kTinyQuota);
 

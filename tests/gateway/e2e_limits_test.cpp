@@ -481,11 +481,12 @@ TEST_CASE("e2e limits: when Redis comes back the gateway says so once and decide
 
 namespace {
 
-// Calls of the check script Redis has run (EVALSHA, plus EVAL after a NOSCRIPT).
+// Calls of the check code Redis has run (FCALL on Redis 7; EVALSHA, plus EVAL after a
+// NOSCRIPT, on older servers or after a FUNCTION FLUSH).
 std::int64_t script_calls(const RedisServer& redis) {
   const std::string stats = redis.command({"INFO", "commandstats"});
   std::int64_t calls = 0;
-  for (const std::string name : {"cmdstat_evalsha:calls=", "cmdstat_eval:calls="}) {
+  for (const std::string name : {"cmdstat_fcall:calls=", "cmdstat_evalsha:calls=", "cmdstat_eval:calls="}) {
     const auto at = stats.find(name);
     if (at != std::string::npos) calls += std::stoll(stats.substr(at + name.size()));
   }

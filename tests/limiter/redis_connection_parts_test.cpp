@@ -54,6 +54,46 @@ TEST_CASE("handshake: AUTH with user, SELECT, INFO, SCRIPT LOAD, in that order")
   CHECK(h.script_sha() == kSha);
 }
 
+TEST_CASE("handshake: on Redis 7 it loads the function library after the script") {
+  const RedisUrl url = url_of("redis://h");
+  const std::string library = "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)";
+  auto through_script_load = [&](redis::Handshake& h, const Value& info) {
+    CHECK(h.accept({}, info).empty());
+    CHECK(h.next() == resp({"SCRIPT", "LOAD", "return 1"}));
+    CHECK(h.accept({}, bulk(kSha)).empty());
+  };
+  {
+    redis::Handshake h(url, "return 1", false, library, "lib1");
+    through_script_load(h, kInfo);
+    REQUIRE_FALSE(h.done());
+    CHECK(h.next() == resp({"FUNCTION", "LOAD", library}));
+    CHECK(h.accept({}, bulk("lib1")).empty());
+    CHECK(h.done());
+    CHECK(h.library_loaded());
+    CHECK(h.script_sha() == kSha);
+  }
+  {  // another gateway loaded it first: the same content, the same name
+    redis::Handshake h(url, "return 1", false, library, "lib1");
+    through_script_load(h, kInfo);
+    CHECK(h.accept({}, error("ERR Library 'lib1' already exists")).empty());
+    CHECK(h.done());
+    CHECK(h.library_loaded());
+  }
+  {  // refused (an ACL without FUNCTION): no failure, checks go by EVALSHA
+    redis::Handshake h(url, "return 1", false, library, "lib1");
+    through_script_load(h, kInfo);
+    CHECK(h.accept({}, error("NOPERM this user has no permissions to run the 'function|load' command")).empty());
+    CHECK(h.done());
+    CHECK_FALSE(h.library_loaded());
+  }
+  {  // Redis 6 has no functions: done after SCRIPT LOAD
+    redis::Handshake h(url, "return 1", false, library, "lib1");
+    through_script_load(h, bulk("# Server\r\nredis_version:6.2.14\r\n"));
+    CHECK(h.done());
+    CHECK_FALSE(h.library_loaded());
+  }
+}
+
 TEST_CASE("handshake: without a password or db it starts at INFO") {
   const RedisUrl url = url_of("redis://h");
   redis::Handshake h(url, "return 1");

@@ -18,13 +18,18 @@ LimiterOptions named(const char* name) {
 }
 }  // namespace
 
-TEST_CASE("replies: a well-formed script reply is used") {
-  FakeRedis fake("7.0.0", "*5\r\n:1700000000000\r\n:1\r\n:4\r\n:1700000060000\r\n:0\r\n");
-  DistributedRateLimiter limiter(5, 60'000, fake.url(), named("ok"));
-  const Decision d = limiter.check("x");
-  CHECK(d.source == DecisionSource::redis);
-  CHECK(d.results[0].remaining == 4);
-  CHECK(d.results[0].reset_ms == 1'700'000'060'000);
+TEST_CASE("replies: a well-formed script reply is used, by FCALL from Redis 7 and by EVALSHA before") {
+  for (const std::string version : {"7.0.0", "6.2.14"}) {
+    INFO("Redis " << version);
+    FakeRedis fake(version, "*5\r\n:1700000000000\r\n:1\r\n:4\r\n:1700000060000\r\n:0\r\n");
+    DistributedRateLimiter limiter(5, 60'000, fake.url(), named("ok"));
+    const Decision d = limiter.check("x");
+    CHECK(d.source == DecisionSource::redis);
+    CHECK(d.results[0].remaining == 4);
+    CHECK(d.results[0].reset_ms == 1'700'000'060'000);
+    CHECK(fake.evals_seen() == 1);
+    CHECK(fake.fcalls_seen() == (version == "7.0.0" ? 1 : 0));
+  }
 }
 
 TEST_CASE("replies: wrong shapes and types fall back to memory") {
@@ -63,7 +68,7 @@ TEST_CASE("replies: Redis older than 5.0 is refused") {
 }
 
 TEST_CASE("replies: a server that never answers the script costs one deadline") {
-  FakeRedis fake("7.0.0", "");  // swallows every EVALSHA
+  FakeRedis fake("7.0.0", "");  // swallows every call of the check code
   DistributedRateLimiter limiter(5, 60'000, fake.url(), named("silent"));
   const auto start = std::chrono::steady_clock::now();
   const Decision d = limiter.check("x");

@@ -212,13 +212,31 @@ void release_step(const Case& c, std::size_t index, const std::string& prefix, c
   }
 }
 
-// Runs the check script at `now_us` through a blocking hiredis connection: one call
-// deciding `checks` one after the other (a batch of one, or more).
-std::vector<Decision> redis_checks_at(redisContext* c, const std::vector<std::vector<Descriptor>>& checks,
+// The two forms of the check code: a script (EVAL, every Redis) and a function
+// (FCALL of the library the handshake loads on Redis 7).
+const std::vector<std::string> kForms = {"EVAL", "FCALL"};
+
+// Loads the check library into `c`'s server once.
+void load_library(redisContext* c) {
+  auto* r = static_cast<redisReply*>(redisCommand(c, "FUNCTION LOAD REPLACE %b", redis::kCheckLibrary.data(),
+                                                  redis::kCheckLibrary.size()));
+  REQUIRE(r != nullptr);
+  INFO((r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : std::string()));
+  REQUIRE(r->type == REDIS_REPLY_STRING);
+  CHECK(std::string(r->str, r->len) == redis::kCheckLibraryName);
+  freeReplyObject(r);
+}
+
+// Runs the check code at `now_us` through a blocking hiredis connection: one call (of
+// `form`, "EVAL" or "FCALL") deciding `checks` one after the other (a batch of one, or
+// more).
+std::vector<Decision> redis_checks_at(redisContext* c, const std::string& form,
+                                      const std::vector<std::vector<Descriptor>>& checks,
                                       std::int64_t now_us, const std::vector<bool>& debits = {}) {
   std::size_t keys = 0;
   for (const auto& ds : checks) keys += ds.size();
-  std::vector<std::string> args = {"EVAL", std::string(redis::kCheckScript), std::to_string(keys)};
+  const std::string_view code = form == "EVAL" ? redis::kCheckScript : redis::kCheckFunction;
+  std::vector<std::string> args = {form, std::string(code), std::to_string(keys)};
   for (const auto& ds : checks) {
     for (const auto& d : ds) args.push_back(d.key);
   }
@@ -269,9 +287,9 @@ std::vector<Decision> redis_checks_at(redisContext* c, const std::vector<std::ve
   return out;
 }
 
-Decision redis_check_at(redisContext* c, const std::vector<Descriptor>& ds, std::int64_t now_us,
-                        bool debit = false) {
-  return redis_checks_at(c, {ds}, now_us, {debit}).at(0);
+Decision redis_check_at(redisContext* c, const std::string& form, const std::vector<Descriptor>& ds,
+                        std::int64_t now_us, bool debit = false) {
+  return redis_checks_at(c, form, {ds}, now_us, {debit}).at(0);
 }
 
 void check_same(const Decision& m, const Decision& r) {
@@ -294,28 +312,32 @@ TEST_CASE("in-memory algorithms and the Redis script agree on every case") {
   phlow::test::RedisServer server;
   redisContext* redis = redisConnect("127.0.0.1", server.port());
   REQUIRE((redis != nullptr && redis->err == 0));
+  load_library(redis);
 
-  for (const Case& c : cases()) {
-    SECTION(c.name) {
-      auto clock = std::make_shared<ManualClock>(1'700'000'000'123'456);
-      MemoryBackend memory(clock);
-      std::string outcomes;
-      for (std::size_t i = 0; i < c.steps.size(); ++i) {
-        clock->advance_ms(c.steps[i].advance_ms);
-        const Step& step = c.steps[i];
-        if (step.release >= 0) {
-          release_step(c, i, "sem:" + c.name + ":", outcomes, memory, redis);
-          outcomes += 'F';
-          continue;
+  for (const std::string& form : kForms) {
+    for (const Case& c : cases()) {
+      SECTION(form + ": " + c.name) {
+        const std::string prefix = "sem:" + form + ":" + c.name + ":";
+        auto clock = std::make_shared<ManualClock>(1'700'000'000'123'456);
+        MemoryBackend memory(clock);
+        std::string outcomes;
+        for (std::size_t i = 0; i < c.steps.size(); ++i) {
+          clock->advance_ms(c.steps[i].advance_ms);
+          const Step& step = c.steps[i];
+          if (step.release >= 0) {
+            release_step(c, i, prefix, outcomes, memory, redis);
+            outcomes += 'F';
+            continue;
+          }
+          const auto ds = descriptors_for(c, i, prefix);
+          const Decision m = memory_step(memory, step, ds);
+          const Decision r = redis_check_at(redis, form, ds, clock->now_us(), step.debit);
+          INFO("case " << c.name << ", step " << i);
+          check_same(m, r);
+          outcomes += outcome_of(step, m);
         }
-        const auto ds = descriptors_for(c, i, "sem:" + c.name + ":");
-        const Decision m = memory_step(memory, step, ds);
-        const Decision r = redis_check_at(redis, ds, clock->now_us(), step.debit);
-        INFO("case " << c.name << ", step " << i);
-        check_same(m, r);
-        outcomes += outcome_of(step, m);
+        CHECK(outcomes == c.expected);
       }
-      CHECK(outcomes == c.expected);
     }
   }
   redisFree(redis);
@@ -328,48 +350,53 @@ TEST_CASE("the Redis script decides a batch of checks as the same checks one by 
   phlow::test::RedisServer server;
   redisContext* redis = redisConnect("127.0.0.1", server.port());
   REQUIRE((redis != nullptr && redis->err == 0));
+  load_library(redis);
 
   std::size_t batched = 0;
-  for (const Case& c : cases()) {
-    SECTION(c.name) {
-      auto clock = std::make_shared<ManualClock>(1'700'000'000'123'456);
-      MemoryBackend memory(clock);
-      std::string outcomes;
-      std::size_t i = 0;
-      while (i < c.steps.size()) {
-        clock->advance_ms(c.steps[i].advance_ms);
-        if (c.steps[i].release >= 0) {  // not a check: between batches
-          release_step(c, i, "batch:" + c.name + ":", outcomes, memory, redis);
-          outcomes += 'F';
-          ++i;
-          continue;
+  for (const std::string& form : kForms) {
+    for (const Case& c : cases()) {
+      SECTION(form + ": " + c.name) {
+        const std::string prefix = "batch:" + form + ":" + c.name + ":";
+        auto clock = std::make_shared<ManualClock>(1'700'000'000'123'456);
+        MemoryBackend memory(clock);
+        std::string outcomes;
+        std::size_t i = 0;
+        while (i < c.steps.size()) {
+          clock->advance_ms(c.steps[i].advance_ms);
+          if (c.steps[i].release >= 0) {  // not a check: between batches
+            release_step(c, i, prefix, outcomes, memory, redis);
+            outcomes += 'F';
+            ++i;
+            continue;
+          }
+          std::vector<std::vector<Descriptor>> batch;
+          std::vector<Decision> expected;
+          std::vector<bool> debits;
+          std::vector<const Step*> steps;
+          do {
+            const Step& step = c.steps[i];
+            batch.push_back(descriptors_for(c, i, prefix));
+            expected.push_back(memory_step(memory, step, batch.back()));
+            debits.push_back(step.debit);
+            steps.push_back(&step);
+            ++i;
+          } while (i < c.steps.size() && c.steps[i].advance_ms == 0 && c.steps[i].release < 0);
+          const auto got = redis_checks_at(redis, form, batch, clock->now_us(), debits);
+          batched += batch.size() > 1 ? 1 : 0;
+          for (std::size_t k = 0; k < batch.size(); ++k) {
+            INFO("case " << c.name << ", batch of " << batch.size() << ", check " << k);
+            check_same(expected[k], got[k]);
+            outcomes += outcome_of(*steps[k], got[k]);
+          }
         }
-        std::vector<std::vector<Descriptor>> batch;
-        std::vector<Decision> expected;
-        std::vector<bool> debits;
-        std::vector<const Step*> steps;
-        do {
-          const Step& step = c.steps[i];
-          batch.push_back(descriptors_for(c, i, "batch:" + c.name + ":"));
-          expected.push_back(memory_step(memory, step, batch.back()));
-          debits.push_back(step.debit);
-          steps.push_back(&step);
-          ++i;
-        } while (i < c.steps.size() && c.steps[i].advance_ms == 0 && c.steps[i].release < 0);
-        const auto got = redis_checks_at(redis, batch, clock->now_us(), debits);
-        batched += batch.size() > 1 ? 1 : 0;
-        for (std::size_t k = 0; k < batch.size(); ++k) {
-          INFO("case " << c.name << ", batch of " << batch.size() << ", check " << k);
-          check_same(expected[k], got[k]);
-          outcomes += outcome_of(*steps[k], got[k]);
+        CHECK(outcomes == c.expected);
+        bool burst = false;
+        for (std::size_t k = 1; k < c.steps.size(); ++k) {
+          burst = burst ||
+                  (c.steps[k].advance_ms == 0 && c.steps[k].release < 0 && c.steps[k - 1].release < 0);
         }
+        CHECK((batched > 0) == burst);  // a case with a burst was sent as batches
       }
-      CHECK(outcomes == c.expected);
-      bool burst = false;
-      for (std::size_t k = 1; k < c.steps.size(); ++k) {
-        burst = burst || (c.steps[k].advance_ms == 0 && c.steps[k].release < 0 && c.steps[k - 1].release < 0);
-      }
-      CHECK((batched > 0) == burst);  // a case with a burst was sent as batches
     }
   }
   redisFree(redis);

@@ -9,6 +9,8 @@
 
 #include <stdexcept>
 
+#include "redis/check_script.hpp"
+
 namespace phlow::test {
 
 FakeRedis::FakeRedis(std::string version, std::string eval_reply)
@@ -74,8 +76,14 @@ std::string FakeRedis::answer(const std::string& command) const {
     return "$" + std::to_string(info.size()) + "\r\n" + info + "\r\n";
   }
   if (command == "SCRIPT") return "$40\r\n" + std::string(40, 'a') + "\r\n";
-  if (command == "EVALSHA" || command == "EVAL") {
+  if (command == "FUNCTION") {  // LOAD, from 7.0 on; older servers do not know it
+    if (version_ < "7") return "-ERR unknown command 'FUNCTION'\r\n";
+    const std::string_view name = phlow::limiter::redis::kCheckLibraryName;
+    return "$" + std::to_string(name.size()) + "\r\n" + std::string(name) + "\r\n";
+  }
+  if (command == "EVALSHA" || command == "EVAL" || command == "FCALL") {
     const_cast<std::atomic<int>&>(evals_)++;
+    if (command == "FCALL") const_cast<std::atomic<int>&>(fcalls_)++;
     return eval_reply_;
   }
   return "+OK\r\n";

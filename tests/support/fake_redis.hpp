@@ -1,6 +1,7 @@
 #pragma once
 // A stand-in Redis for unit tests of the client alone: answers the handshake like a
-// real server (with a chosen version) and every EVALSHA/EVAL with a chosen raw reply,
+// real server (with a chosen version: FUNCTION LOAD from 7.0 on) and every call of the
+// check code (FCALL, EVALSHA, EVAL) with a chosen raw reply,
 // so that malformed and hostile replies can be sent. Real behaviour is tested against
 // redis-server (support/redis_server.hpp).
 
@@ -21,7 +22,8 @@ class FakeRedis {
 
   std::uint16_t port() const { return port_; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-  int evals_seen() const { return evals_.load(); }
+  int evals_seen() const { return evals_.load(); }  // calls of the check code
+  int fcalls_seen() const { return fcalls_.load(); }  // of them, by FCALL
 
  private:
   void serve();
@@ -34,6 +36,7 @@ class FakeRedis {
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> evals_{0};
+  std::atomic<int> fcalls_{0};
   std::thread thread_;
   std::vector<std::thread> connections_;  // touched by thread_ until it is joined
 };

@@ -2,6 +2,13 @@
 -- (a batch) - atomically, with the Redis server's clock read once.
 -- Same arithmetic as limiter/src/algorithm.cpp: one table of tests runs on both.
 --
+-- decide(KEYS, ARGV) at the end is the call. The build wraps this file twice
+-- (check_script.hpp.in): as a script for EVAL/EVALSHA, which runs the whole file on
+-- every call, and as a function library for FUNCTION LOAD and FCALL (Redis 7.0 and
+-- newer), whose functions are created once. What a call reads is set at the start of
+-- decide(), or written before it is read (the tables reused per check); only the
+-- parsed limit strings serve from one call to the next.
+--
 -- KEYS      one key per limit, the checks' keys one after the other:
 --           <prefix><limit>:<identifier>
 -- ARGV[1]   "" to use the server clock (always, in production), or a time in
@@ -25,8 +32,6 @@
 -- alone after them. All numbers stay below 2^53 (limits are validated), where Lua
 -- doubles are exact.
 
-if redis.replicate_commands then redis.replicate_commands() end
-
 -- Integer division that stays exact where a / b alone rounds (large a, large b).
 local function floor_div(a, b)
   local q = math.floor(a / b)
@@ -35,24 +40,18 @@ local function floor_div(a, b)
 end
 local function ceil_div(a, b) return -floor_div(-a, b) end
 
-local now_us
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now_us = tonumber(ARGV[1])
-end
-local now = floor_div(now_us, 1000)
-
 -- Exact for every integer below 2^53: '%d' writes the number as a C long, not as a
 -- float (which would also be slower).
 local function int(x) return string.format('%d', x) end
-local now_s = int(now)
+
+-- The call's arguments and clock, set by decide() at the start of each call.
+local KEYS, ARGV
+local now_us, now, now_s
 
 -- A key's state is read from Redis once per call and kept here while the call's checks
 -- use it; what they consumed is written back once, at the end (store()).
-local state = {}   -- key -> the algorithm's state in this call
-local dirty = {}   -- keys to write back, in order
+local state   -- key -> the algorithm's state in this call
+local dirty   -- keys to write back, in order
 
 local function touch(key, st)
   if not st.dirty then st.dirty = true; dirty[#dirty + 1] = key end
@@ -79,9 +78,10 @@ local function load_log(key, w)
   local head = redis.call('ZRANGE', key, 0, 1, 'WITHSCORES')
   local has_total = head[1] == '#'
   -- A write comes first, here: under maxmemory Redis refuses (OOM) only a script's
-  -- first write that may take memory, so a call with a sliding_log key goes on past
-  -- it and is decided in Redis, as when every call trimmed first. An existing key's
-  -- TTL moves now (store() sets a new key's); a new key is trimmed below.
+  -- first write that may take memory, so an EVAL with a sliding_log key goes on past
+  -- it and is decided in Redis, as when every call trimmed first (an FCALL is refused
+  -- whole, before it starts). An existing key's TTL moves now (store() sets a new
+  -- key's); a new key is trimmed below.
   if has_total then
     redis.call('PEXPIRE', key, w)
     count = -tonumber(head[2])
@@ -278,16 +278,18 @@ local function store()
   end
 end
 
-local out = { now }
-local o = 1                -- #out
+local out, o               -- the reply, and #out
 local allowed, added = {}, {}  -- per check, reused
 
 -- A limit's parameters, "algorithm requests window_ms burst shadow", parsed once per
--- distinct string in a call.
-local params = {}
+-- distinct string: in a call, and as a function for as long as it stays loaded (at
+-- most 256 strings kept).
+local params, nparams = {}, 0
 local function limit_of(s)
   local l = params[s]
   if l then return l end
+  if nparams >= 256 then params, nparams = {}, 0 end
+  nparams = nparams + 1
   local algo, n, w, burst, shadow = string.match(s, '^(%d+) (%d+) (%d+) (%d+) ([01])$')
   l = { algo = tonumber(algo), n = tonumber(n), w = tonumber(w), burst = tonumber(burst),
         shadow = shadow == '1' }
@@ -374,7 +376,7 @@ end
 -- i more units used, so its remaining is one less than the one before; its reset is
 -- the run's (a token_bucket's moves one emission interval per check). A run that does
 -- not fit at once is decided one check at a time, as any other.
-local last = #ARGV
+local last  -- #ARGV
 local function same_check(k, a, k2, a2, n)
   if ARGV[a2] ~= ARGV[a] or ARGV[a2 + 1] ~= '1' then return false end
   for j = 1, n do
@@ -432,21 +434,35 @@ local function run(k, n, a)
   return m, m
 end
 
-local k, a = 0, 2
-local plain_until = 0  -- checks before this ARGV index are decided one at a time
-while a <= last do
-  local n = tonumber(ARGV[a])
-  local done, seen = 0, 0
-  if a >= plain_until and ARGV[a + 1] == '1' then done, seen = run(k, n, a) end
-  if done > 0 then
-    k = k + done * n
-    a = a + done * (n + 2)
+-- One call: FCALL's keys and args, or EVAL's KEYS and ARGV.
+local function decide(keys, argv)
+  KEYS, ARGV, last = keys, argv, #argv
+  if ARGV[1] == '' then
+    local t = redis.call('TIME')
+    now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   else
-    if seen > 1 then plain_until = a + seen * (n + 2) end
-    check(k, n, a + 1, ARGV[a + 1])
-    k = k + n
-    a = a + 2 + n
+    now_us = tonumber(ARGV[1])
   end
+  now = floor_div(now_us, 1000)
+  now_s = int(now)
+  state, dirty = {}, {}
+  out, o = { now }, 1
+  local k, a = 0, 2
+  local plain_until = 0  -- checks before this ARGV index are decided one at a time
+  while a <= last do
+    local n = tonumber(ARGV[a])
+    local done, seen = 0, 0
+    if a >= plain_until and ARGV[a + 1] == '1' then done, seen = run(k, n, a) end
+    if done > 0 then
+      k = k + done * n
+      a = a + done * (n + 2)
+    else
+      if seen > 1 then plain_until = a + seen * (n + 2) end
+      check(k, n, a + 1, ARGV[a + 1])
+      k = k + n
+      a = a + 2 + n
+    end
+  end
+  store()
+  return out
 end
-store()
-return out

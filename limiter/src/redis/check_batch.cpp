@@ -2,7 +2,6 @@
 
 #include <boost/asio/post.hpp>
 
-#include "redis/check_script.hpp"
 
 namespace phlow::limiter::redis {
 
@@ -46,24 +45,25 @@ void CheckBatch::add(std::span<const Descriptor> descriptors, Consume consume, C
 
 void CheckBatch::flush() {
   if (!open_ || open_->args.empty()) return;
-  send(std::move(open_), true);
+  send(std::move(open_), connection_->script_form());
 }
 
-void CheckBatch::send(CallsPtr calls, bool by_sha) {
+void CheckBatch::send(CallsPtr calls, ScriptForm form) {
   ++in_flight_;
   health_->count_script_call(calls->args.size());
-  encode_checks(command_, by_sha, by_sha ? std::string_view(connection_->script_sha()) : kCheckScript,
-                calls->args);
+  encode_checks(command_, form, connection_->script_sha(), calls->args);
   const auto deadline = calls->deadline;
   connection_->exec(command_, deadline,
-                    [self = shared_from_this(), calls = std::move(calls), by_sha](error_code ec,
+                    [self = shared_from_this(), calls = std::move(calls), form](error_code ec,
                                                                                   Value v) mutable {
                       --self->in_flight_;
                       if (!ec && v.is_error()) {
-                        if (by_sha && v.str.starts_with("NOSCRIPT")) {
-                          // The script cache was flushed (restart, SCRIPT FLUSH): EVAL
-                          // loads it again, for the same checks.
-                          self->send(std::move(calls), false);
+                        if (const auto retry = retry_form(form, v)) {
+                          // The node lost the function (FUNCTION FLUSH) or the script
+                          // (SCRIPT FLUSH, a restart): the same checks go by EVALSHA,
+                          // or by EVAL, which loads the script again.
+                          if (form == ScriptForm::function) self->connection_->drop_library();
+                          self->send(std::move(calls), *retry);
                           return;
                         }
                         if (self->master_only_ && v.str.starts_with("READONLY")) {

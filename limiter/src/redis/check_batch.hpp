@@ -48,7 +48,7 @@ class CheckBatch : public std::enable_shared_from_this<CheckBatch> {
   using CallsPtr = std::unique_ptr<Calls>;
 
   void flush();
-  void send(CallsPtr calls, bool by_sha);
+  void send(CallsPtr calls, ScriptForm form);
   void finish(CallsPtr calls, boost::system::error_code ec, const Value& reply);
   CallsPtr take_spare();
 

@@ -109,7 +109,16 @@ StoreError read_check_reply(const Value& v, std::span<const Descriptor> descript
   return e;
 }
 
-void encode_checks(std::string& out, bool by_sha, std::string_view sha_or_script,
+std::optional<ScriptForm> retry_form(ScriptForm form, const Value& error) {
+  if (form == ScriptForm::function &&
+      (error.str.starts_with("ERR Function not found") || error.str.starts_with("NOPERM"))) {
+    return ScriptForm::sha;
+  }
+  if (form == ScriptForm::sha && error.str.starts_with("NOSCRIPT")) return ScriptForm::source;
+  return std::nullopt;
+}
+
+void encode_checks(std::string& out, ScriptForm form, std::string_view sha,
                    std::span<const CheckArgs> checks) {
   std::size_t keys = 0;
   for (const CheckArgs& c : checks) keys += c.limits();
@@ -117,7 +126,12 @@ void encode_checks(std::string& out, bool by_sha, std::string_view sha_or_script
   ModeBuffer mode;
   out.clear();
   CommandWriter w(out, 3 + keys + 1 + 2 * checks.size() + keys);
-  w.arg(by_sha ? "EVALSHA" : "EVAL").arg(sha_or_script).arg(static_cast<std::int64_t>(keys));
+  switch (form) {
+    case ScriptForm::function: w.arg("FCALL").arg(kCheckFunction); break;
+    case ScriptForm::sha: w.arg("EVALSHA").arg(sha); break;
+    case ScriptForm::source: w.arg("EVAL").arg(kCheckScript); break;
+  }
+  w.arg(static_cast<std::int64_t>(keys));
   for (const CheckArgs& c : checks) {
     for (std::size_t i = 0; i < c.limits(); ++i) w.arg(nth(c.descriptors, c.pick, i).key);
   }
@@ -130,11 +144,11 @@ void encode_checks(std::string& out, bool by_sha, std::string_view sha_or_script
   }
 }
 
-void encode_check(std::string& out, bool by_sha, std::string_view sha_or_script,
+void encode_check(std::string& out, ScriptForm form, std::string_view sha,
                   std::span<const Descriptor> descriptors, Consume consume,
                   std::span<const std::uint8_t> pick) {
   const CheckArgs one{descriptors, consume, pick};
-  encode_checks(out, by_sha, sha_or_script, std::span(&one, 1));
+  encode_checks(out, form, sha, std::span(&one, 1));
 }
 
 StoreError validate_checks_reply(const Value& v, std::size_t expected) {

@@ -4,6 +4,7 @@
 // the RESP fuzzer drives the same code.
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -36,13 +37,22 @@ struct CheckArgs {
   std::size_t reply_size() const { return limits() * (consume == Consume::report ? 5 : 4); }
 };
 
-// Writes EVALSHA (or EVAL, when `by_sha` is false, after NOSCRIPT) of the check script
-// into `out`, deciding `checks` one after the other in one call (a batch).
-void encode_checks(std::string& out, bool by_sha, std::string_view sha_or_script,
+// How a call names the check code: FCALL of its function (Redis 7.0 and newer, once the
+// handshake loaded the library), EVALSHA of the script `sha`, or EVAL of its source.
+enum class ScriptForm { function, sha, source };
+
+// The form to send a call again in after its error reply `error`: EVALSHA when the node
+// has no function (FUNCTION FLUSH; an ACL that refuses FCALL), EVAL after NOSCRIPT (the
+// script cache was flushed); none for any other error.
+std::optional<ScriptForm> retry_form(ScriptForm form, const Value& error);
+
+// Writes the call of the check code in `form` into `out` (`sha`: the script's, for
+// ScriptForm::sha), deciding `checks` one after the other in one call (a batch).
+void encode_checks(std::string& out, ScriptForm form, std::string_view sha,
                    std::span<const CheckArgs> checks);
 
 // The one-check form of encode_checks.
-void encode_check(std::string& out, bool by_sha, std::string_view sha_or_script,
+void encode_check(std::string& out, ScriptForm form, std::string_view sha,
                   std::span<const Descriptor> descriptors, Consume consume,
                   std::span<const std::uint8_t> pick = {});
 

@@ -15,7 +15,6 @@
 
 #include "limiter/key_layout.hpp"
 #include "redis/check_command.hpp"
-#include "redis/check_script.hpp"
 #include "redis/cluster_map.hpp"
 #include "redis/connection.hpp"
 #include "redis/exchange.hpp"
@@ -103,10 +102,12 @@ class ClusterStore::State : public std::enable_shared_from_this<State> {
   struct Call;
 
   // Sends the command `encode` writes to node `index` (after ASKING when `asking`),
-  // follows one -MOVED/-ASK (`hops`), re-sends by EVAL after -NOSCRIPT, and
-  // completes `done` with the reply (error replies included) or a StoreError.
+  // naming the check code in `form` (none: as the node's connection does now),
+  // follows one -MOVED/-ASK (`hops`), sends again in the retry_form() after an error
+  // that names a missing function or script, and completes `done` with the reply
+  // (error replies included) or a StoreError.
   template <class Encode>
-  void send(int index, bool asking, bool by_sha, Encode encode, int hops,
+  void send(int index, bool asking, std::optional<ScriptForm> form, Encode encode, int hops,
             Clock::time_point deadline, ReplyHandler done) {
     Node* node = index == kNoNode ? nullptr : nodes_[static_cast<std::size_t>(index)].get();
     if (node == nullptr || !node->connection || !node->connection->ready()) {
@@ -122,10 +123,11 @@ class ClusterStore::State : public std::enable_shared_from_this<State> {
       CommandWriter(command_, 1).arg("ASKING");
       connection.exec(command_, deadline, [](error_code, Value) {});
     }
-    encode(command_, by_sha, by_sha ? std::string_view(connection.script_sha()) : kCheckScript);
+    const ScriptForm used = form.value_or(connection.script_form());
+    encode(command_, used, connection.script_sha());
     connection.exec(
         command_, deadline,
-        [self = shared_from_this(), index, asking, by_sha, encode, hops, deadline,
+        [self = shared_from_this(), index, asking, used, encode, hops, deadline,
          done = std::move(done)](error_code ec, Value v) mutable {
           if (!ec && v.is_error()) {
             if (auto redirect = parse_redirect(v.str); redirect && hops > 0) {
@@ -135,12 +137,13 @@ class ClusterStore::State : public std::enable_shared_from_this<State> {
                 self->owner_[redirect->slot] = static_cast<std::int16_t>(target);
                 self->request_refresh();
               }
-              self->send(target, redirect->ask, true, encode, hops - 1, deadline, std::move(done));
+              self->send(target, redirect->ask, std::nullopt, encode, hops - 1, deadline, std::move(done));
               return;
             }
-            if (by_sha && v.str.starts_with("NOSCRIPT")) {
-              // A node that never loaded the script (a promoted replica, a flush).
-              self->send(index, asking, false, encode, hops, deadline, std::move(done));
+            if (const auto retry = retry_form(used, v)) {
+              // A node that never loaded the code (a promoted replica, a flush).
+              if (used == ScriptForm::function) self->drop_library(index);
+              self->send(index, asking, retry, encode, hops, deadline, std::move(done));
               return;
             }
           }
@@ -149,6 +152,11 @@ class ClusterStore::State : public std::enable_shared_from_this<State> {
   }
 
   int owner_index(std::uint16_t slot) const { return owner_[slot]; }
+
+  void drop_library(int index) {
+    Node& node = *nodes_[static_cast<std::size_t>(index)];
+    if (node.connection) node.connection->drop_library();
+  }
 
   // The node at `address`, added (and connected) when new, reconnected when it had
   // been retired.
@@ -166,8 +174,7 @@ class ClusterStore::State : public std::enable_shared_from_this<State> {
     if (!node.connection && !stopped_) {
       node.health_id = health_->add_connection();
       node.connection = std::make_shared<Connection>(
-          executor_, options_.url, fixed_node(node.address), transport_, std::string(kCheckScript),
-          connection_options(options_),
+          executor_, options_.url, fixed_node(node.address), transport_, connection_options(options_),
           [health = health_, id = node.health_id](bool up, const std::string& detail) {
             health->report(id, up, detail);
           });
@@ -223,9 +230,9 @@ void ClusterStore::State::check(std::span<const Descriptor> descriptors, CheckMo
     const Consume mode = consume_of(check_mode);
     const int index = groups.count == 0 ? kNoNode : owner_index(groups.slot[0]);
     health_->count_script_call(1);
-    send(index, false, true,
-         [descriptors, mode](std::string& out, bool by_sha, std::string_view sha) {
-           encode_check(out, by_sha, sha, descriptors, mode);
+    send(index, false, std::nullopt,
+         [descriptors, mode](std::string& out, ScriptForm form, std::string_view sha) {
+           encode_check(out, form, sha, descriptors, mode);
          },
          1, deadline,
          [descriptors, h = std::move(handler)](error_code ec, Value v) mutable {
@@ -243,9 +250,9 @@ void ClusterStore::State::check(std::span<const Descriptor> descriptors, CheckMo
     call->added[g].fill(-1);
     health_->count_script_call(g == 0 ? 1 : 0);  // one request, one call per slot
     const auto pick = call->groups.of(g);
-    send(owner_index(call->groups.slot[g]), false, true,
-         [descriptors, mode, pick](std::string& out, bool by_sha, std::string_view sha) {
-           encode_check(out, by_sha, sha, descriptors, mode, pick);
+    send(owner_index(call->groups.slot[g]), false, std::nullopt,
+         [descriptors, mode, pick](std::string& out, ScriptForm form, std::string_view sha) {
+           encode_check(out, form, sha, descriptors, mode, pick);
          },
          1, deadline,
          [self = shared_from_this(), call, g, mode, pick](error_code ec, Value v) {
@@ -279,8 +286,8 @@ void ClusterStore::State::refund(const std::shared_ptr<Call>& call) {
     if (!any) continue;
     health_->count_refund();
     const auto pick = call->groups.of(g);
-    send(owner_index(call->groups.slot[g]), false, false,
-         [call, g, pick](std::string& out, bool, std::string_view) {
+    send(owner_index(call->groups.slot[g]), false, ScriptForm::source,
+         [call, g, pick](std::string& out, ScriptForm, std::string_view) {
            encode_refund(out, call->descriptors, pick, call->added[g].data());
          },
          1, deadline, [call](error_code ec, Value v) {
@@ -300,8 +307,8 @@ void ClusterStore::State::reset(std::string_view key, ResetHandler handler) {
 
 void ClusterStore::State::on_key(std::string_view key, std::string command, bool require_one,
                                  ResetHandler handler) {
-  send(owner_index(KeyLayout::slot(key)), false, false,
-       [command = std::move(command)](std::string& out, bool, std::string_view) { out = command; },
+  send(owner_index(KeyLayout::slot(key)), false, ScriptForm::source,
+       [command = std::move(command)](std::string& out, ScriptForm, std::string_view) { out = command; },
        1, Clock::now() + options_.timeout, [require_one, h = std::move(handler)](error_code ec, Value v) mutable {
          if (!ec && v.is_error()) ec = StoreError::server_error;
          if (!ec && require_one && !(v.type == Value::Type::integer && v.integer == 1)) ec = StoreError::bad_reply;

@@ -9,6 +9,7 @@
 #include <array>
 
 #include "limiter/redis_backend.hpp"
+#include "redis/check_script.hpp"
 #include "redis/handshake.hpp"
 
 namespace phlow::limiter::redis {
@@ -38,13 +39,12 @@ ConnectionOptions connection_options(const RedisOptions& options) {
 }
 
 Connection::Connection(asio::any_io_executor executor, RedisUrl url,
-                       std::shared_ptr<NodeSource> nodes, Transport transport, std::string script,
+                       std::shared_ptr<NodeSource> nodes, Transport transport,
                        ConnectionOptions options, StateCallback on_state)
     : executor_(std::move(executor)),
       url_(std::move(url)),
       nodes_(std::move(nodes)),
       transport_(std::move(transport)),
-      script_(std::move(script)),
       options_(options),
       on_state_(std::move(on_state)),
       pipeline_([executor = executor_](Handler handler, error_code ec, Value value) {
@@ -121,7 +121,7 @@ awaitable<std::string> Connection::establish() {
 }
 
 awaitable<std::string> Connection::handshake() {
-  Handshake steps(url_, script_, nodes_->master_only());
+  Handshake steps(url_, kCheckScript, nodes_->master_only(), kCheckLibrary, kCheckLibraryName);
   while (!steps.done()) {
     auto [ec, reply] = co_await asio::async_initiate<decltype(use_tuple), void(error_code, Value)>(
         [this, &steps](auto handler) {
@@ -131,6 +131,7 @@ awaitable<std::string> Connection::handshake() {
     if (std::string why = steps.accept(ec, reply); !why.empty()) co_return why;
   }
   script_sha_ = steps.script_sha();
+  library_loaded_ = steps.library_loaded();
   co_return std::string{};
 }
 

@@ -18,6 +18,7 @@
 
 #include "limiter/redis_url.hpp"
 #include "limiter/store_error.hpp"
+#include "redis/check_command.hpp"
 #include "redis/node_source.hpp"
 #include "redis/pipeline.hpp"
 #include "redis/resp.hpp"
@@ -49,10 +50,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using StateCallback = std::function<void(bool up, const std::string& reason_or_endpoint)>;
 
   // Connects to the node `nodes` names before each attempt, over `transport`, with
-  // `url`'s credentials and db.
+  // `url`'s credentials and db; the handshake loads the check script (and library).
   Connection(boost::asio::any_io_executor executor, RedisUrl url, std::shared_ptr<NodeSource> nodes,
-             Transport transport, std::string script, ConnectionOptions options,
-             StateCallback on_state);
+             Transport transport, ConnectionOptions options, StateCallback on_state);
   ~Connection();
 
   void start();
@@ -62,6 +62,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void reconnect(const std::string& why);
   bool ready() const { return state_ == State::ready; }
   const std::string& script_sha() const { return script_sha_; }
+  // How a check names the script now: FCALL when the handshake loaded the library,
+  // until drop_library() (the node lost it: FUNCTION FLUSH, or FCALL refused); else
+  // EVALSHA.
+  ScriptForm script_form() const { return library_loaded_ ? ScriptForm::function : ScriptForm::sha; }
+  void drop_library() { library_loaded_ = false; }
   const boost::asio::any_io_executor& executor() const { return executor_; }
 
   // Sends `command` (RESP bytes). Completes `handler` with the reply, with
@@ -89,8 +94,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<NodeSource> nodes_;
   RedisNode node_;  // the node of the current attempt
   Transport transport_;
-  std::string script_;
   std::string script_sha_;
+  bool library_loaded_ = false;
   ConnectionOptions options_;
   StateCallback on_state_;
 

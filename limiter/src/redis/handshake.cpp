@@ -2,8 +2,10 @@
 
 namespace phlow::limiter::redis {
 
-Handshake::Handshake(const RedisUrl& url, std::string_view script, bool master_only)
-    : url_(url), script_(script), master_only_(master_only) {
+Handshake::Handshake(const RedisUrl& url, std::string_view script, bool master_only,
+                     std::string_view library, std::string_view library_name)
+    : url_(url), script_(script), master_only_(master_only), library_(library),
+      library_name_(library_name) {
   enter(Step::auth);
 }
 
@@ -45,6 +47,13 @@ void Handshake::enter(Step step) {
         return;
       }
       [[fallthrough]];
+    case Step::library:
+      step_ = Step::library;
+      if (functions_ && !library_.empty()) {
+        CommandWriter(command_, 3).arg("FUNCTION").arg("LOAD").arg(library_);
+        return;
+      }
+      [[fallthrough]];
     case Step::done:
       step_ = Step::done;
       return;
@@ -58,6 +67,7 @@ std::string_view Handshake::step_name() const {
     case Step::info: return "INFO";
     case Step::role: return "ROLE";
     case Step::load: return "SCRIPT LOAD";
+    case Step::library: return "FUNCTION LOAD";
     case Step::done: break;
   }
   return "handshake";
@@ -67,6 +77,13 @@ std::string Handshake::accept(const boost::system::error_code& ec, const Value& 
   if (done()) return "handshake: reply after the end";
   const std::string step(step_name());
   if (ec) return step + ": " + ec.message();
+  if (step_ == Step::library) {
+    // Loaded now, or by another connection before (the name is the content's).
+    library_loaded_ = reply.is_error() ? reply.str.find("already exists") != std::string::npos
+                                       : reply.type == Value::Type::string && reply.str == library_name_;
+    enter(Step::done);
+    return {};
+  }
   // An error reply names the failure (WRONGPASS, NOAUTH, ...), never the password.
   if (reply.is_error()) return step + ": " + reply.str;
   switch (step_) {
@@ -78,6 +95,7 @@ std::string Handshake::accept(const boost::system::error_code& ec, const Value& 
         return "Redis " + (version.empty() ? std::string("of unknown version") : version) +
                " is too old: phlow-gateway needs Redis 5.0 or newer";
       }
+      functions_ = version_at_least(version, 7);
       enter(Step::role);
       break;
     }
@@ -95,8 +113,9 @@ std::string Handshake::accept(const boost::system::error_code& ec, const Value& 
     case Step::load:
       if (reply.type != Value::Type::string || reply.str.size() != 40) return step + ": bad reply";
       script_sha_ = reply.str;
-      enter(Step::done);
+      enter(Step::library);
       break;
+    case Step::library:
     case Step::done: break;
   }
   return {};

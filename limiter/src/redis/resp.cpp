@@ -70,10 +70,12 @@ std::string_view redis_version(std::string_view info) {
   return rest.substr(0, rest.find_first_of("\r\n"));
 }
 
-bool version_supported(std::string_view version) {
-  int major = 0;
-  const auto r = std::from_chars(version.data(), version.data() + version.size(), major);
-  return r.ec == std::errc{} && major >= 5;
+bool version_at_least(std::string_view version, int major) {
+  int found = 0;
+  const auto r = std::from_chars(version.data(), version.data() + version.size(), found);
+  return r.ec == std::errc{} && found >= major;
 }
+
+bool version_supported(std::string_view version) { return version_at_least(version, 5); }
 
 }  // namespace phlow::limiter::redis

@@ -73,5 +73,7 @@ class CommandWriter {
 std::string_view redis_version(std::string_view info);
 // True when `version` ("x.y.z") is at least 5.0.
 bool version_supported(std::string_view version);
+// Whether `version` ("7.0.15") has at least the major version `major`.
+bool version_at_least(std::string_view version, int major);
 
 }  // namespace phlow::limiter::redis
