@@ -8,6 +8,7 @@
 #                            $gateway_bin and $upstream_bin, else exit 2
 #   start_upstream           the demo upstream (1 thread) on a free port: upstream_port
 #   start_redis PORT [ARG...] a throwaway redis-server on 127.0.0.1:PORT: redis_pid
+#   require_redis_tools [TOOL...] redis-server, redis-cli and TOOLs, else exit 2
 
 workdir=$(mktemp -d)
 pids=()
@@ -74,4 +75,11 @@ start_redis() {
   for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "redis-server on $port did not start" >&2
   exit 1
+}
+
+require_redis_tools() {
+  local tool
+  for tool in redis-server redis-cli "$@"; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install redis-server redis-tools)" >&2; exit 2; }
+  done
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compares phlow's Redis-backed decisions/s with redis-benchmark running the same
-# check script on the same private redis-server (loopback, no persistence).
+# check code (FCALL of its function library) on the same private redis-server
+# (loopback, no persistence).
 #
 #   bench/run_redis_bench.sh [BUILD_DIR]     (default: <repo>/build)
 #
@@ -8,71 +9,42 @@
 # REQUESTS (redis-benchmark -n; 200000).
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-$repo/build}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build=$(realpath "${1:-$repo/build}")
+cd "$repo"
+source bench/lib.sh
+
 bench_bin=$build/bench/phlow_redis_bench
-script=$repo/limiter/src/redis/check.lua
+library=$build/limiter/generated/redis/check_library.lua
 seconds=${SECONDS_PER_RUN:-3}
 keys=${KEYS:-5000}
 requests=${REQUESTS:-200000}
 
-for tool in redis-server redis-cli redis-benchmark; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install redis-server redis-tools)" >&2; exit 2; }
-done
+require_redis_tools redis-benchmark
 [[ -x $bench_bin ]] || { echo "missing $bench_bin: build with PHLOW_BUILD_BENCH=ON" >&2; exit 2; }
 
-workdir=$(mktemp -d)
-redis_pid=""
-cleanup() {
-  if [[ -n $redis_pid ]]; then
-    kill "$redis_pid" 2>/dev/null || true
-    wait "$redis_pid" 2>/dev/null || true
-  fi
-  rm -rf "$workdir"
-}
-trap cleanup EXIT INT TERM
-
-# Starts redis-server on a random free loopback port; retries when the port is taken.
-start_redis() {
-  local attempt
-  for attempt in 1 2 3 4 5 6 7 8 9 10; do
-    port=$((20000 + RANDOM % 40000))
-    redis-cli -p "$port" ping >/dev/null 2>&1 && continue  # something listens there
-    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-      --daemonize no --loglevel warning --dir "$workdir" >"$workdir/redis.log" 2>&1 &
-    redis_pid=$!
-    for _ in $(seq 50); do
-      if [[ $(redis-cli -p "$port" ping 2>/dev/null) == PONG ]]; then return 0; fi
-      kill -0 "$redis_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "$redis_pid" 2>/dev/null || true
-    wait "$redis_pid" 2>/dev/null || true
-    redis_pid=""
-  done
-  echo "could not start redis-server" >&2
-  return 1
-}
-
-start_redis
+port=$(free_port)
+start_redis "$port"
 echo "redis-server $(redis-server --version | grep -o 'v=[0-9.]*') on 127.0.0.1:$port (pid $redis_pid)"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-sha=$(redis-cli -p "$port" -x SCRIPT LOAD <"$script")
-[[ $sha =~ ^[0-9a-f]{40}$ ]] || { echo "SCRIPT LOAD failed: $sha" >&2; exit 1; }
+# The check code as the gateway calls it on Redis 7: FCALL of its function library.
+name=$(redis-cli -p "$port" -x FUNCTION LOAD <"$library")
+[[ $name =~ ^phlow_[0-9a-f]{16}$ ]] || { echo "FUNCTION LOAD failed: $name" >&2; exit 1; }
+function=${name/#phlow_/phlow_check_}
 # One call by hand: the arguments below must produce a real decision, not an error.
-reply=$(redis-cli -p "$port" EVALSHA "$sha" 1 phlow:ratelimit:bench:probe "" 1 1 "0 1000000 60000 0 0")
-[[ $(wc -l <<<"$reply") -eq 5 ]] || { echo "check script failed: $reply" >&2; exit 1; }
+reply=$(redis-cli -p "$port" FCALL "$function" 1 phlow:ratelimit:bench:probe "" 1 1 "0 1000000 60000 0 0")
+[[ $(wc -l <<<"$reply") -eq 5 ]] || { echo "check function failed: $reply" >&2; exit 1; }
 
 echo
-echo "== redis-benchmark -P 16 -c 16 -n $requests -r $keys EVALSHA check.lua (sliding_log 1M/60s)"
+echo "== redis-benchmark -P 16 -c 16 -n $requests -r $keys FCALL of check.lua's function (sliding_log 1M/60s)"
 redis-benchmark -p "$port" -P 16 -c 16 -n "$requests" -r "$keys" -q \
-  EVALSHA "$sha" 1 'phlow:ratelimit:bench:__rand_int__' "" 1 1 "0 1000000 60000 0 0" \
+  FCALL "$function" 1 'phlow:ratelimit:bench:__rand_int__' "" 1 1 "0 1000000 60000 0 0" \
   | tr '\r' '\n' | grep 'requests per second' | tail -1 | tee "$workdir/rb.txt"  || true
 rb_rate=$(grep -o '[0-9.]* requests per second' "$workdir/rb.txt" | cut -d' ' -f1)
 [[ -n $rb_rate ]] || { echo "could not read the redis-benchmark rate" >&2; exit 1; }
 rb_keys=$(redis-cli -p "$port" --scan --pattern 'phlow:ratelimit:bench:0*' | wc -l)
-echo "redis-benchmark: the script wrote $rb_keys distinct keys (so its runs were real decisions)"
+echo "redis-benchmark: the function wrote $rb_keys distinct keys (so its runs were real decisions)"
 
 echo
 echo "== phlow_redis_bench: 1 io thread, 1 connection, ${seconds}s per K, $keys identifiers"

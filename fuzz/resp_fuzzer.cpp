@@ -2,7 +2,8 @@
 // runs on them: hiredis's reader fed in arbitrary pieces (as reads arrive), to_value()
 // (Connection::deliver_replies), then what each reply means: a check decision
 // (parse_check, the RedisBackend's reading of the script's reply), an error reply
-// (server_error, NOSCRIPT), or a handshake answer (INFO's version, SCRIPT LOAD's sha).
+// (server_error, NOSCRIPT, a missing function), or a handshake answer (INFO's version,
+// SCRIPT LOAD's sha).
 // The reader is create_reader()'s, as Connection's is.
 // Input: byte 0 = descriptors in the check (low 5 bits mod 17) and consume (bit 7),
 // byte 1 = feed size - 1, the rest = the bytes Redis sends.
@@ -84,14 +85,21 @@ void check_decision(const Decision& d, std::span<const Descriptor> descriptors) 
 // What the client does with one reply, depending on what it was waiting for.
 void interpret(const Value& v, std::span<const Descriptor> descriptors) {
   if (v.is_error()) {
-    (void)v.str.starts_with("NOSCRIPT");  // RedisBackend retries with EVAL
+    // A store sends the call again by EVALSHA, or EVAL, when it names a missing
+    // function or script.
+    namespace redis = phlow::limiter::redis;
+    for (const auto form : {redis::ScriptForm::function, redis::ScriptForm::sha, redis::ScriptForm::source}) {
+      const auto retry = redis::retry_form(form, v);
+      FUZZ_ASSERT(!retry || static_cast<int>(*retry) == static_cast<int>(form) + 1);
+    }
     return;
   }
   Decision d;
   if (phlow::limiter::redis::parse_check(v, descriptors, d)) check_decision(d, descriptors);
-  // The handshake: INFO server, then SCRIPT LOAD.
+  // The handshake: INFO server, then SCRIPT LOAD (and FUNCTION LOAD from 7.0 on).
   const std::string_view version = phlow::limiter::redis::redis_version(v.str);
   (void)phlow::limiter::redis::version_supported(version);
+  (void)phlow::limiter::redis::version_at_least(version, 7);
   (void)(v.type == Value::Type::string && v.str.size() == 40);
 }
 

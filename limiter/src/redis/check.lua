@@ -3,8 +3,8 @@
 -- Same arithmetic as limiter/src/algorithm.cpp: one table of tests runs on both.
 --
 -- decide(KEYS, ARGV) at the end is the call. The build wraps this file twice
--- (check_script.hpp.in): as a script for EVAL/EVALSHA, which runs the whole file on
--- every call, and as a function library for FUNCTION LOAD and FCALL (Redis 7.0 and
+-- (limiter/CMakeLists.txt): as a script for EVAL/EVALSHA, which runs the whole file
+-- on every call, and as a function library for FUNCTION LOAD and FCALL (Redis 7.0 and
 -- newer), whose functions are created once. What a call reads is set at the start of
 -- decide(), or written before it is read (the tables reused per check); only the
 -- parsed limit strings serve from one call to the next.
