@@ -266,16 +266,33 @@ TEST_CASE("redis: failure modes allow and deny") {
   }
 }
 
-TEST_CASE("redis: error replies (-READONLY) fall back per check - SCRIPT FLUSH is survived") {
+// Calls of the check code by command, from INFO commandstats: "fcall 3 evalsha 1 eval 1".
+std::string code_calls(const RedisServer& server) {
+  const std::string stats = server.command({"INFO", "commandstats"});
+  std::string out;
+  for (const std::string name : {"fcall", "evalsha", "eval"}) {
+    const std::string field = "cmdstat_" + name + ":calls=";
+    const auto at = stats.find(field);
+    out += (out.empty() ? "" : " ") + name + " " +
+           (at == std::string::npos ? "0" : std::to_string(std::stoll(stats.substr(at + field.size()))));
+  }
+  return out;
+}
+
+TEST_CASE("redis: error replies (-READONLY) fall back per check - FUNCTION and SCRIPT FLUSH are survived") {
   RedisServer server;
   DistributedRateLimiter limiter(1000, 60'000, server.url(), named("err"));
   REQUIRE(limiter.check("x").source == DecisionSource::redis);
+  CHECK(code_calls(server) == "fcall 1 evalsha 0 eval 0");  // Redis 7: the function
 
+  server.command({"FUNCTION", "FLUSH"});
   server.command({"SCRIPT", "FLUSH"});
-  CHECK(limiter.check("x").source == DecisionSource::redis);  // NOSCRIPT -> EVAL
+  CHECK(limiter.check("x").source == DecisionSource::redis);  // FCALL -> EVALSHA -> NOSCRIPT -> EVAL
+  CHECK(code_calls(server) == "fcall 2 evalsha 1 eval 1");
+  CHECK(limiter.check("x").source == DecisionSource::redis);  // EVALSHA until it reconnects
+  CHECK(code_calls(server) == "fcall 2 evalsha 2 eval 1");
 
-  // A replica refuses the script's writes with -READONLY. (Under -OOM Redis 7 lets
-  // a script that already wrote finish, so OOM cannot be provoked this way.)
+  // A replica refuses the script's writes with -READONLY.
   server.command({"REPLICAOF", "127.0.0.1", std::to_string(phlow::test::free_port())});
   const Decision d = limiter.check("x");
   CHECK(d.source == DecisionSource::memory);
@@ -283,6 +300,28 @@ TEST_CASE("redis: error replies (-READONLY) fall back per check - SCRIPT FLUSH i
   CHECK(limiter.redis_state() == RedisState::connected);  // the connection is fine
   server.command({"REPLICAOF", "NO", "ONE"});
   CHECK(limiter.check("x").source == DecisionSource::redis);
+}
+
+TEST_CASE("redis: a user whose ACL refuses FUNCTION LOAD or FCALL is served by EVALSHA") {
+  RedisServer server;
+  REQUIRE(server.command({"ACL", "SETUSER", "noload", "on", ">pw", "~*", "&*", "+@all", "-function"}) == "OK");
+  REQUIRE(server.command({"ACL", "SETUSER", "nocall", "on", ">pw", "~*", "&*", "+@all", "-fcall"}) == "OK");
+  {
+    DistributedRateLimiter limiter(5, 60'000, server.url("noload:pw"), named("acl1"));
+    CHECK(limiter.check("x").source == DecisionSource::redis);
+    CHECK(limiter.check("x").source == DecisionSource::redis);
+    CHECK(code_calls(server) == "fcall 0 evalsha 2 eval 0");
+  }
+  {
+    // Loaded, but FCALL refused (NOPERM): the call goes again as EVALSHA, and so
+    // do the next ones.
+    DistributedRateLimiter limiter(5, 60'000, server.url("nocall:pw"), named("acl2"));
+    CHECK(limiter.check("x").source == DecisionSource::redis);
+    const Decision second = limiter.check("x");
+    CHECK(second.source == DecisionSource::redis);
+    CHECK(second.results[0].remaining == 3);
+    CHECK(code_calls(server) == "fcall 0 evalsha 4 eval 0");  // a refused call counts as none
+  }
 }
 
 TEST_CASE("redis: AUTH and SELECT from the URL - a wrong password falls back") {

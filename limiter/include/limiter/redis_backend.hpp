@@ -1,7 +1,8 @@
 #pragma once
-// Limits in Redis: the checks of one event-loop turn are one EVALSHA of the check
-// script (redis/check_batch.hpp) over one pipelined connection. One RedisBackend per I/O thread (executor); not thread-safe:
-// call it on its executor only.
+// Limits in Redis: the checks of one event-loop turn are one call of the check code
+// (FCALL on Redis 7, else EVALSHA; redis/check_batch.hpp) over one pipelined
+// connection. One RedisBackend per I/O thread (executor); not thread-safe: call it on
+// its executor only.
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>

@@ -2,7 +2,6 @@
 
 #include <boost/asio/post.hpp>
 
-
 namespace phlow::limiter::redis {
 
 using boost::system::error_code;
