@@ -2,7 +2,7 @@
 -- (a batch) - atomically, with the Redis server's clock read once.
 -- Same arithmetic as limiter/src/algorithm.cpp: one table of tests runs on both.
 --
--- decide(KEYS, ARGV) at the end is the call. The build wraps this file twice
+-- decide(keys, argv), at the end, decides one call. The build wraps this file twice
 -- (limiter/CMakeLists.txt): as a script for EVAL/EVALSHA, which runs the whole file
 -- on every call, and as a function library for FUNCTION LOAD and FCALL (Redis 7.0 and
 -- newer), whose functions are created once. What a call reads is set at the start of
