@@ -227,6 +227,14 @@ void load_library(redisContext* c) {
   freeReplyObject(r);
 }
 
+// A blocking connection to `server`, its check library loaded.
+redisContext* connect_loaded(const phlow::test::RedisServer& server) {
+  redisContext* redis = redisConnect("127.0.0.1", server.port());
+  REQUIRE((redis != nullptr && redis->err == 0));
+  load_library(redis);
+  return redis;
+}
+
 // Runs the check code at `now_us` through a blocking hiredis connection: one call (of
 // `form`, "EVAL" or "FCALL") deciding `checks` one after the other (a batch of one, or
 // more).
@@ -310,9 +318,7 @@ void check_same(const Decision& m, const Decision& r) {
 
 TEST_CASE("in-memory algorithms and the Redis script agree on every case") {
   phlow::test::RedisServer server;
-  redisContext* redis = redisConnect("127.0.0.1", server.port());
-  REQUIRE((redis != nullptr && redis->err == 0));
-  load_library(redis);
+  redisContext* redis = connect_loaded(server);
 
   for (const std::string& form : kForms) {
     for (const Case& c : cases()) {
@@ -348,9 +354,7 @@ TEST_CASE("in-memory algorithms and the Redis script agree on every case") {
 // in-memory algorithms decide them one after the other.
 TEST_CASE("the Redis script decides a batch of checks as the same checks one by one") {
   phlow::test::RedisServer server;
-  redisContext* redis = redisConnect("127.0.0.1", server.port());
-  REQUIRE((redis != nullptr && redis->err == 0));
-  load_library(redis);
+  redisContext* redis = connect_loaded(server);
 
   std::size_t batched = 0;
   for (const std::string& form : kForms) {
