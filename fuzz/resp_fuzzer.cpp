@@ -88,10 +88,12 @@ void interpret(const Value& v, std::span<const Descriptor> descriptors) {
     // A store sends the call again by EVALSHA, or EVAL, when it names a missing
     // function or script.
     namespace redis = phlow::limiter::redis;
-    for (const auto form : {redis::ScriptForm::function, redis::ScriptForm::sha, redis::ScriptForm::source}) {
-      const auto retry = redis::retry_form(form, v);
-      FUZZ_ASSERT(!retry || static_cast<int>(*retry) == static_cast<int>(form) + 1);
-    }
+    using Form = redis::ScriptForm;
+    const auto after_function = redis::retry_form(Form::function, v);
+    const auto after_sha = redis::retry_form(Form::sha, v);
+    FUZZ_ASSERT(!after_function || *after_function == Form::sha);
+    FUZZ_ASSERT(!after_sha || *after_sha == Form::source);
+    FUZZ_ASSERT(!redis::retry_form(Form::source, v));  // EVAL is the last resort
     return;
   }
   Decision d;

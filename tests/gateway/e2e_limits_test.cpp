@@ -484,13 +484,7 @@ namespace {
 // Calls of the check code Redis has run (FCALL on Redis 7; EVALSHA, plus EVAL after a
 // NOSCRIPT, on older servers or after a FUNCTION FLUSH).
 std::int64_t script_calls(const RedisServer& redis) {
-  const std::string stats = redis.command({"INFO", "commandstats"});
-  std::int64_t calls = 0;
-  for (const std::string name : {"cmdstat_fcall:calls=", "cmdstat_evalsha:calls=", "cmdstat_eval:calls="}) {
-    const auto at = stats.find(name);
-    if (at != std::string::npos) calls += std::stoll(stats.substr(at + name.size()));
-  }
-  return calls;
+  return command_calls(redis, "fcall") + command_calls(redis, "evalsha") + command_calls(redis, "eval");
 }
 
 }  // namespace

@@ -60,4 +60,14 @@ std::string log_units(Redis&& redis, const std::string& key) {
   return std::to_string(-std::stoll(total));
 }
 
+// How many times the server ran `command` ("fcall", "evalsha", ...: lower case), from
+// INFO commandstats (a call refused before it ran, e.g. NOPERM, counts as none).
+template <class Redis>
+std::int64_t command_calls(Redis&& redis, const std::string& command) {
+  const std::string stats = redis.command({"INFO", "commandstats"});
+  const std::string field = "cmdstat_" + command + ":calls=";
+  const auto at = stats.find(field);
+  return at == std::string::npos ? 0 : std::stoll(stats.substr(at + field.size()));
+}
+
 }  // namespace phlow::test
