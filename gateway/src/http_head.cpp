@@ -53,7 +53,34 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out += "\r\n";
 }
 
-bool is_hop_by_hop(const Fields& fields, const Fields::value_type& field) {
+ConnectionTokens::ConnectionTokens(const Fields& fields) {
+  for (const auto& field : fields) {
+    if (field.name() != http::field::connection) continue;
+    for (auto token : http::token_list(field.value())) {
+      if (count_ == tokens_.size()) {
+        overflow_ = &fields;  // more than fit: names() scans the fields again
+        return;
+      }
+      tokens_[count_++] = token;
+    }
+  }
+}
+
+bool ConnectionTokens::names(std::string_view name) const {
+  if (overflow_ != nullptr) {
+    for (const auto& field : *overflow_) {
+      if (field.name() != http::field::connection) continue;
+      for (auto token : http::token_list(field.value())) {
+        if (names_match(token, name)) return true;
+      }
+    }
+    return false;
+  }
+  return std::any_of(tokens_.begin(), tokens_.begin() + static_cast<std::ptrdiff_t>(count_),
+                     [&](std::string_view token) { return names_match(token, name); });
+}
+
+bool is_hop_by_hop(const ConnectionTokens& connection, const Fields::value_type& field) {
   switch (field.name()) {
     case http::field::connection:
     case http::field::keep_alive:
@@ -70,14 +97,7 @@ bool is_hop_by_hop(const Fields& fields, const Fields::value_type& field) {
   }
   const std::string_view name = field.name_string();
   if (name.size() > 6 && beast::iequals(name.substr(0, 6), "proxy-")) return true;
-  // Fields that Connection names are hop-by-hop too. Most requests carry no Connection
-  // field (or just "keep-alive"), so this scan is short.
-  for (auto [it, end] = fields.equal_range(http::field::connection); it != end; ++it) {
-    for (auto token : http::token_list(it->value())) {
-      if (names_match(token, name)) return true;
-    }
-  }
-  return false;
+  return connection.names(name);  // fields that Connection names are hop-by-hop too
 }
 
 void append_upstream_request_head(std::string& out, const http::request_header<Fields>& req,
@@ -88,6 +108,7 @@ void append_upstream_request_head(std::string& out, const http::request_header<F
   out.append(req.target());
   out += " HTTP/1.1\r\n";
   bool forwarded = false;  // an X-Forwarded-For arrived
+  const ConnectionTokens connection(req);
   for (const auto& field : req) {
     switch (field.name()) {
       case http::field::content_length:  // re-framed below
@@ -105,7 +126,7 @@ void append_upstream_request_head(std::string& out, const http::request_header<F
       default:
         break;
     }
-    if (is_hop_by_hop(req, field)) continue;
+    if (is_hop_by_hop(connection, field)) continue;
     append_field(out, field.name_string(), field.value());
   }
   out += "X-Forwarded-For: ";
@@ -127,13 +148,19 @@ void append_upstream_request_head(std::string& out, const http::request_header<F
 }
 
 bool is_websocket_upgrade(const http::request_header<Fields>& req) {
-  if (req.method() != http::verb::get || !beast::iequals(req[http::field::upgrade], "websocket")) {
-    return false;
+  if (req.method() != http::verb::get) return false;
+  bool upgrade_seen = false;     // the first Upgrade field decides, as req[upgrade] would
+  bool websocket = false;
+  bool connection_upgrade = false;
+  for (const auto& field : req) {
+    if (field.name() == http::field::upgrade && !upgrade_seen) {
+      upgrade_seen = true;
+      websocket = beast::iequals(field.value(), "websocket");
+    } else if (field.name() == http::field::connection && !connection_upgrade) {
+      connection_upgrade = http::token_list(field.value()).exists("upgrade");
+    }
   }
-  for (auto [it, end] = req.equal_range(http::field::connection); it != end; ++it) {
-    if (http::token_list(it->value()).exists("upgrade")) return true;
-  }
-  return false;
+  return websocket && connection_upgrade;
 }
 
 void append_client_response_head(std::string& out, const http::response_header<Fields>& res,
@@ -144,9 +171,10 @@ void append_client_response_head(std::string& out, const http::response_header<F
   const std::string_view reason = res.reason();
   out.append(reason.empty() ? std::string_view(http::obsolete_reason(res.result())) : reason);
   out += "\r\n";
+  const ConnectionTokens connection(res);
   for (const auto& field : res) {
     if (field.name() == http::field::content_length) continue;  // re-framed below
-    if (is_hop_by_hop(res, field)) continue;
+    if (is_hop_by_hop(connection, field)) continue;
     const std::string_view name = field.name_string();
     if (std::any_of(how.extra_names.begin(), how.extra_names.end(),
                     [&](std::string_view extra) { return names_match(extra, name); })) {

@@ -5,6 +5,7 @@
 // no allocation once the buffers have grown, and gives one place that decides which
 // fields cross the proxy (RFC 9110 7.6.1: hop-by-hop fields stop here).
 
+#include <array>
 #include <cstdint>
 #include <memory_resource>
 #include <optional>
@@ -27,9 +28,22 @@ struct Framing {
   std::optional<std::uint64_t> length;  // else Content-Length, when known
 };
 
+// The tokens of a message's Connection fields, found in one pass over its fields (not
+// one lookup per field): the field names they make hop-by-hop.
+class ConnectionTokens {
+ public:
+  explicit ConnectionTokens(const Fields& fields);
+  bool names(std::string_view name) const;  // case-insensitive
+
+ private:
+  std::array<std::string_view, 8> tokens_{};
+  std::size_t count_ = 0;
+  const Fields* overflow_ = nullptr;  // more tokens than tokens_ holds: scan these fields
+};
+
 // Whether a field never crosses a proxy: Connection and every field it names,
 // Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding (re-framed), Upgrade.
-bool is_hop_by_hop(const Fields& fields, const Fields::value_type& field);
+bool is_hop_by_hop(const ConnectionTokens& connection, const Fields::value_type& field);
 
 struct UpstreamRequestHead {
   std::string_view base_path;   // prefixed to the target

@@ -94,30 +94,46 @@ boost::asio::awaitable<boost::system::error_code> read_message_part(
   }
 }
 
-// One write to `out`: the head still to send (if any), then `size` body bytes at
-// `data`, framed as a chunk when `chunked`, then the last chunk when `last`.
+// The buffers of one write: the head still to send (if any), then `size` body bytes at
+// `data`, framed as a chunk when `chunked`, then the last chunk when `last`. Pointers
+// into itself: neither copied nor moved.
+class Piece {
+ public:
+  Piece(std::string_view head, const char* data, std::size_t size, bool chunked, bool last) {
+    std::size_t size_line_length = 0;
+    if (chunked && size > 0) {
+      const auto end = std::to_chars(size_line_, size_line_ + sizeof size_line_ - 2, size, 16).ptr;
+      end[0] = '\r';
+      end[1] = '\n';
+      size_line_length = static_cast<std::size_t>(end + 2 - size_line_);
+    }
+    const std::string_view chunk_end = chunked && size > 0 ? "\r\n" : "";
+    const std::string_view last_chunk = chunked && last ? "0\r\n\r\n" : "";
+    buffers_ = {boost::asio::buffer(head), boost::asio::buffer(size_line_, size_line_length),
+                boost::asio::buffer(data, size), boost::asio::buffer(chunk_end),
+                boost::asio::buffer(last_chunk)};
+  }
+  Piece(const Piece&) = delete;
+  Piece& operator=(const Piece&) = delete;
+
+  const std::array<boost::asio::const_buffer, 5>& buffers() const { return buffers_; }
+  bool empty() const { return boost::asio::buffer_size(buffers_) == 0; }
+
+ private:
+  char size_line_[24];
+  std::array<boost::asio::const_buffer, 5> buffers_;
+};
+
+// One write to `out` of a Piece made of these arguments, under `timeout`.
 template <class Stream>
 boost::asio::awaitable<boost::system::error_code> write_piece(
     Stream& out, std::string_view head, const char* data, std::size_t size,
     bool chunked, bool last, std::chrono::milliseconds timeout) {
   constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
-  char size_line[24];
-  std::size_t size_line_length = 0;
-  if (chunked && size > 0) {
-    const auto end = std::to_chars(size_line, size_line + sizeof size_line - 2, size, 16).ptr;
-    end[0] = '\r';
-    end[1] = '\n';
-    size_line_length = static_cast<std::size_t>(end + 2 - size_line);
-  }
-  const std::string_view chunk_end = chunked && size > 0 ? "\r\n" : "";
-  const std::string_view last_chunk = chunked && last ? "0\r\n\r\n" : "";
-  const std::array<boost::asio::const_buffer, 5> pieces{
-      boost::asio::buffer(head), boost::asio::buffer(size_line, size_line_length),
-      boost::asio::buffer(data, size), boost::asio::buffer(chunk_end),
-      boost::asio::buffer(last_chunk)};
-  if (boost::asio::buffer_size(pieces) == 0) co_return boost::system::error_code{};
+  const Piece piece(head, data, size, chunked, last);
+  if (piece.empty()) co_return boost::system::error_code{};
   boost::beast::get_lowest_layer(out).expires_after(timeout);
-  auto [ec, n] = co_await boost::asio::async_write(out, pieces, use_tuple);
+  auto [ec, n] = co_await boost::asio::async_write(out, piece.buffers(), use_tuple);
   co_return ec;
 }
 
@@ -133,6 +149,7 @@ boost::asio::awaitable<RelayResult> relay(
     std::chrono::milliseconds in_timeout, OutStream& out,
     std::chrono::milliseconds out_timeout, std::string_view head, bool chunked,
     std::span<char> chunk, const std::function<void()>& on_read_whole = {}) {
+  constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   RelayResult result;
   auto& body = parser.get().body();
   // The head goes out with the first piece of the body (one write, not two), which may
@@ -145,7 +162,14 @@ boost::asio::awaitable<RelayResult> relay(
       // A request body comes in whole pieces under one deadline, so that a client
       // trickling bytes is cut by it; a response is passed on as it arrives (streams).
       boost::beast::get_lowest_layer(in).expires_after(in_timeout);
-      const auto rec = co_await read_message_part(in, in_buffer, parser, &body.size, isRequest);
+      // What is buffered already (a small body comes with its head) needs no read, and
+      // no coroutine frame for one.
+      boost::system::error_code rec;
+      if (auto buffered = put_buffered(in_buffer, parser, &body.size, chunk.size(), isRequest)) {
+        rec = *buffered;
+      } else {
+        rec = co_await read_message_part(in, in_buffer, parser, &body.size, isRequest);
+      }
       size = chunk.size() - body.size;
       if (rec && isRequest && !head.empty() &&
           rec.category() == boost::beast::http::make_error_code(
@@ -162,10 +186,15 @@ boost::asio::awaitable<RelayResult> relay(
       }
     }
     if (parser.is_done() && on_read_whole) on_read_whole();
-    const auto wec = co_await write_piece(out, head, chunk.data(), size, chunked,
-                                          parser.is_done(), out_timeout);
+    // Written here, not by write_piece(): a coroutine frame per write costs more than
+    // the write's own code.
+    const Piece piece(head, chunk.data(), size, chunked, parser.is_done());
+    if (!piece.empty()) {
+      boost::beast::get_lowest_layer(out).expires_after(out_timeout);
+      auto [wec, n] = co_await boost::asio::async_write(out, piece.buffers(), use_tuple);
+      if (wec) co_return RelayResult{wec, RelaySide::out, result.body_bytes};
+    }
     head = {};
-    if (wec) co_return RelayResult{wec, RelaySide::out, result.body_bytes};
     result.body_bytes += size;
   } while (!parser.is_done());
   co_return result;

@@ -23,6 +23,7 @@ constexpr std::uint64_t kDrainLimit = 64 * 1024;  // unread bodies up to this ar
 constexpr auto kFirstRequestWhileDraining = std::chrono::milliseconds(500);
 // How long a TLS client gets to answer the gateway's close_notify before the close.
 constexpr auto kTlsShutdownWait = std::chrono::milliseconds(100);
+constexpr std::string_view kRequestIdField = "X-Request-Id";
 
 TlsHandshakeError classify_handshake_error(const error_code& ec) {
   if (ec == beast::error::timeout) return TlsHandshakeError::timeout;
@@ -179,19 +180,29 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
   client_http10_ = false;
   client_.expires_after(cfg.http.header_timeout);
   head_scanner_ = HeadScanner(cfg.http.max_headers);
-  if (!co_await buffer_head(header_limit)) co_return false;  // nobody to answer
+  // Most heads arrive whole in the first read: then neither step below reads, and
+  // neither costs a coroutine frame.
+  if (!scan_head(header_limit)) {
+    const bool buffered = co_await buffer_head(header_limit);
+    if (!buffered) co_return false;  // nobody to answer
+  }
   if (head_verdict_ == HeadScanner::Verdict::malformed ||
       head_verdict_ == HeadScanner::Verdict::too_many_fields) {
     co_await send_error(rejected_head_error(head_verdict_, head_scanner_.request_line_bytes(), header_limit));
     co_return false;
   }
-  const error_code ec = co_await read_message_part(client_, buffer_, parser, nullptr);
+  error_code ec;
+  if (auto parsed = put_buffered(buffer_, parser, nullptr, 0, false)) {
+    ec = *parsed;
+  } else {
+    ec = co_await read_message_part(client_, buffer_, parser, nullptr);
+  }
   if (ec) co_return co_await reject_head(ec, header_limit);
   if (!has_unambiguous_framing(parser.get())) {
     co_await send_error(ProxyError::ambiguous_framing);
     co_return false;
   }
-  const config::Route* route = route_request(parser.get());
+  const config::Route* route = route_request(parser);
   if (route == nullptr) co_return co_await answer_unrouted(parser);
   if (!filter_.start(*snapshot_, *route, view_of(parser.get()), worker_.limiter(), worker_.stats(),
                      record_, worker_.access_log() != nullptr)) {
@@ -202,16 +213,20 @@ net::awaitable<bool> Session::process(RequestParser& parser) {
   co_return co_await forward(parser, *route, keep_alive_);
 }
 
-// Reads into buffer_ (under the deadline already set) until the whole request head is
-// there, the scanner objects to it, or it outgrows `limit` (need_more: Beast's parser
-// then reports header_limit). The verdict goes to head_verdict_. Returns false when the
-// read failed: nobody to answer.
+// Scans what buffer_ holds; the verdict goes to head_verdict_. True when the head is
+// whole, the scanner objects to it, or it outgrows `limit` (need_more: Beast's parser
+// then reports header_limit): nothing more to read for it.
+bool Session::scan_head(std::size_t limit) {
+  const auto data = buffer_.cdata();
+  head_verdict_ = head_scanner_.scan(std::string_view(static_cast<const char*>(data.data()), data.size()));
+  return head_verdict_ != HeadScanner::Verdict::need_more || buffer_.size() >= limit;
+}
+
+// Reads into buffer_ (under the deadline already set) until scan_head() says the head
+// is done. Returns false when the read failed: nobody to answer.
 net::awaitable<bool> Session::buffer_head(std::size_t limit) {
   for (;;) {
-    const auto data = buffer_.cdata();
-    head_verdict_ =
-        head_scanner_.scan(std::string_view(static_cast<const char*>(data.data()), data.size()));
-    if (head_verdict_ != HeadScanner::Verdict::need_more || buffer_.size() >= limit) co_return true;
+    if (scan_head(limit)) co_return true;
     auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)),
                                                     use_tuple);
     if (ec) co_return false;
@@ -239,16 +254,36 @@ RequestView Session::view_of(const Request& req) const {
 
 // Notes what the request is (request id, host, keep-alive, access-log fields) and
 // finds its route (nullptr: none).
-const config::Route* Session::route_request(const Request& req) {
+const config::Route* Session::route_request(const RequestParser& parser) {
   const config::Config& cfg = *snapshot_->config;
+  const Request& req = parser.get();
   client_http10_ = req.version() < 11;
   websocket_ = is_websocket_upgrade(req);
-  keep_alive_ = req.keep_alive() && !worker_.server().draining();
-  lowercase_host(req[http::field::host], host_);
+  keep_alive_ = parser.keep_alive() && !worker_.server().draining();
+  // One pass over the fields for the few this step reads (the first of each), instead
+  // of a lookup by name for each.
+  std::string_view host;
+  std::string_view client_request_id;
+  bool host_seen = false;
+  bool id_seen = false;
+  bool expect_seen = false;
+  expect_continue_ = false;
+  for (const auto& field : req) {
+    if (field.name() == http::field::host) {
+      if (!host_seen) host = field.value();
+      host_seen = true;
+    } else if (field.name() == http::field::expect) {
+      if (!expect_seen) expect_continue_ = beast::iequals(field.value(), "100-continue");
+      expect_seen = true;
+    } else if (!id_seen && beast::iequals(field.name_string(), kRequestIdField)) {
+      client_request_id = field.value();
+      id_seen = true;
+    }
+  }
+  lowercase_host(host, host_);
   fields_source_.reset(req);
   const RequestView view = view_of(req);
 
-  const std::string_view client_request_id = req["X-Request-Id"];
   request_id_generated_ = client_request_id.empty();
   if (request_id_generated_) {
     random_request_id(worker_.random(), request_id_);

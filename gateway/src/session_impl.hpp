@@ -99,10 +99,11 @@ class Session {
   net::awaitable<bool> wait_for_request();
   net::awaitable<bool> wait_while_draining(bool first);
   bool take_arrived_request();
+  bool scan_head(std::size_t limit);
   net::awaitable<bool> buffer_head(std::size_t limit);
   net::awaitable<bool> reject_head(error_code ec, std::size_t limit);
   RequestView view_of(const Request& req) const;
-  const config::Route* route_request(const Request& req);
+  const config::Route* route_request(const RequestParser& parser);
   net::awaitable<void> check_limits_async();
   net::awaitable<bool> answer_unrouted(RequestParser& parser);
   net::awaitable<bool> answer_limited(RequestParser& parser);
@@ -164,6 +165,7 @@ class Session {
   bool request_id_generated_ = false;
   bool client_http10_ = false;
   bool websocket_ = false;         // the request asks for a WebSocket upgrade
+  bool expect_continue_ = false;   // ...and for "100 Continue" before sending its body
   // The fields of this request's messages; released when the next request starts.
   alignas(std::max_align_t) std::array<std::byte, 2048> arena_buffer_;
   std::pmr::monotonic_buffer_resource arena_{arena_buffer_.data(), arena_buffer_.size()};

@@ -30,7 +30,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
   const config::Upstream& up = cfg.upstreams[route.upstream_index];
   const std::string& pool_key = snapshot_->upstream_keys[route.upstream_index];
   auto& req = parser.get();
-  const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
+  const bool expect_continue = expect_continue_;
   const bool head = req.method() == http::verb::head;
   const bool retryable = is_idempotent(req.method()) && parser.is_done();
   write_request_head(parser, up);
@@ -283,12 +283,13 @@ net::awaitable<ResponseRelay> Session::relay_response(ResponseParser& response,
                                                       const config::Upstream& up, bool keep_alive,
                                                       bool head) {
   const auto& res = response.get();
-  const bool upstream_keep_alive = res.keep_alive();
+  // The parser's flags, not lookups in the fields: it has read Connection already.
+  const bool upstream_keep_alive = response.keep_alive();
   const bool chunked = response.chunked();
   const bool bodyless = head || res.result_int() / 100 == 1 ||
                         res.result() == http::status::no_content ||
                         res.result() == http::status::not_modified;
-  const bool delimited = chunked || res.has_content_length() || response.is_done() || bodyless;
+  const bool delimited = chunked || response.content_length().has_value() || response.is_done() || bodyless;
   // A drain that began while this request was in flight closes the connection after
   // it: say so, so that the client does not send another request into the close.
   keep_alive = keep_alive && !worker_.server().draining();

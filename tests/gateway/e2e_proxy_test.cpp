@@ -259,6 +259,23 @@ TEST_CASE("proxy: strips hop-by-hop request headers") {
   CHECK(seen.value("x-kept", "") == "yes");
 }
 
+// The gateway keeps up to eight Connection tokens at hand; a longer list is scanned
+// again, field by field: a name at its end is still hop-by-hop.
+TEST_CASE("proxy: a field named late in a long Connection list is stripped") {
+  DemoUpstream upstream;
+  GatewayProcess gateway(simple_config(upstream.url()));
+  INFO(gateway.process().output());
+  const HttpResponse r = http_request(gateway.port(), "GET", "/headers",
+                                      {{"Connection", "keep-alive, a, b, c"},
+                                       {"Connection", "d, e, f, g, h, X-Late"},
+                                       {"X-Late", "drop me"},
+                                       {"X-Early", "keep me"}});
+  REQUIRE(r.status == 200);
+  const json seen = json::parse(r.body);
+  CHECK_FALSE(seen.contains("x-late"));
+  CHECK(seen.value("x-early", "") == "keep me");
+}
+
 TEST_CASE("proxy: strips hop-by-hop response headers") {
   CannedUpstream canned(
       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close, X-Hop\r\nX-Hop: secret\r\n"
