@@ -120,8 +120,6 @@ class Session {
   void write_request_head(const RequestParser& parser, const config::Upstream& up);
   net::awaitable<bool> send_continue();
   ResponseParser& new_response_parser(bool head);
-  net::awaitable<detail::RelayResult> send_head(RequestParser& parser, UpstreamPool::Stream& upstream,
-                                                const config::Upstream& up);
   net::awaitable<bool> forward_concurrently(RequestParser& parser, UpstreamPool::Lease lease,
                                             const config::Upstream& up, const std::string& pool_key,
                                             bool keep_alive, bool head);
@@ -171,6 +169,7 @@ class Session {
   std::pmr::monotonic_buffer_resource arena_{arena_buffer_.data(), arena_buffer_.size()};
   std::optional<ResponseParser> response_parser_;  // after arena_: destroyed before it
   std::string request_head_;       // to the upstream
+  std::array<net::const_buffer, 2> request_pieces_;  // its write, when no body streams
   std::string response_head_;      // to the client
 };
 

@@ -15,6 +15,7 @@ namespace phlow::gateway::detail {
 namespace {
 
 constexpr std::uint64_t kMaxUpstreamHeader = 64 * 1024;
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 bool is_idempotent(http::verb v) {
   return v == http::verb::get || v == http::verb::head || v == http::verb::options ||
@@ -50,7 +51,8 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
   // A request that cannot be retried never goes out on an idle connection unprobed.
   const auto reuse = retryable ? UpstreamPool::Reuse::trusted : UpstreamPool::Reuse::probed;
   boost::asio::ssl::context* tls = snapshot_->upstream_tls[route.upstream_index].get();
-  UpstreamPool::Lease lease = co_await worker_.upstreams().acquire(up, pool_key, tls, reuse);
+  UpstreamPool::Lease lease = worker_.upstreams().take_idle(pool_key, reuse);
+  if (!lease.stream) lease = co_await worker_.upstreams().connect(up, tls);
   for (int attempt = 0;; ++attempt) {
     if (lease.error) {
       if (lease.tls_failed) {
@@ -72,18 +74,23 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
       // A body still to come is never retried: stream it while the response comes back.
       co_return co_await forward_concurrently(parser, std::move(lease), up, pool_key, keep_alive, head);
     }
+    // The parser has read the request whole (no body, or an empty one): its head, and
+    // the last chunk when chunked, go out in one write, without relay() (no body to
+    // stream) and without a coroutine frame of their own. The buffers live in the
+    // session: this frame is kept under the size Asio recycles (see process()).
     auto& upstream = *lease.stream;
-    const auto sent = co_await send_head(parser, upstream, up);
-    record_.bytes_in = sent.body_bytes;
-    if (sent.error) {
-      if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
-        co_await send_error(ProxyError::body_too_large);
-      } else if (sent.side == detail::RelaySide::out && lease.reused && retryable && attempt == 0) {
-        lease = co_await worker_.upstreams().acquire(up, pool_key, tls, UpstreamPool::Reuse::fresh);
+    request_pieces_ = {net::buffer(request_head_), net::buffer(parser.chunked() ? kLastChunk : "")};
+    error_code sent;
+    const std::size_t now = upstream.write_now(request_pieces_, sent);
+    if (!sent && now < net::buffer_size(request_pieces_)) {
+      sent = co_await detail::write_rest(upstream, request_pieces_, now, up.timeout);
+    }
+    if (sent) {
+      if (lease.reused && retryable && attempt == 0) {
+        lease = co_await worker_.upstreams().connect(up, tls);
         continue;  // a pooled connection the upstream had closed: once more, fresh
-      } else if (sent.side == detail::RelaySide::out) {
-        co_await send_error(ProxyError::upstream_request_failed);
       }
+      co_await send_error(ProxyError::upstream_request_failed);
       co_return false;
     }
 
@@ -93,7 +100,7 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     if (rec) {
       if (lease.reused && retryable && attempt == 0 && rec != beast::error::timeout) {
         upstream_buffer_.clear();
-        lease = co_await worker_.upstreams().acquire(up, pool_key, tls, UpstreamPool::Reuse::fresh);
+        lease = co_await worker_.upstreams().connect(up, tls);
         continue;
       }
       co_await send_error(rec == beast::error::timeout ? ProxyError::upstream_timeout
@@ -139,14 +146,6 @@ ResponseParser& Session::new_response_parser(bool head) {
   response.body_limit(boost::none);
   if (head) response.skip(true);
   return response;
-}
-
-// Sends a request without a body (or with all of it at hand) upstream.
-net::awaitable<detail::RelayResult> Session::send_head(RequestParser& parser, UpstreamPool::Stream& upstream,
-                                                       const config::Upstream& up) {
-  const RelayChunk chunk(worker_);  // held for the write only, not while the upstream answers
-  co_return co_await detail::relay(client_, buffer_, parser, snapshot_->config->http.body_timeout,
-                                   upstream, up.timeout, request_head_, parser.chunked(), chunk.span());
 }
 
 // Sends the request body upstream while the response is read and relayed back at the

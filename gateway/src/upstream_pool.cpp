@@ -37,9 +37,7 @@ bool still_open(UpstreamPool::Stream& stream) {
 
 }  // namespace
 
-net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(const config::Upstream& upstream,
-                                                          const std::string& key,
-                                                          net::ssl::context* tls, Reuse reuse) {
+UpstreamPool::Lease UpstreamPool::take_idle(const std::string& key, Reuse reuse) {
   Lease lease;
   if (reuse != Reuse::fresh) {
     if (auto it = idle_.find(key); it != idle_.end()) {
@@ -55,7 +53,7 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(const config::Upstream
         if (trusted || still_open(*idle.stream)) {
           lease.stream = std::move(idle.stream);
           lease.reused = true;
-          co_return lease;
+          return lease;
         }
         // One closed by its peer usually means the upstream restarted: the others are
         // gone too. Dropping them now keeps no dead socket (and fd) in the pool, which
@@ -64,6 +62,12 @@ net::awaitable<UpstreamPool::Lease> UpstreamPool::acquire(const config::Upstream
       }
     }
   }
+  return lease;
+}
+
+net::awaitable<UpstreamPool::Lease> UpstreamPool::connect(const config::Upstream& upstream,
+                                                          net::ssl::context* tls) {
+  Lease lease;
   tcp::resolver resolver(executor_);
   auto [rec, endpoints] =
       co_await resolver.async_resolve(upstream.url.host, std::to_string(upstream.url.port), use_tuple);

@@ -57,12 +57,15 @@ class UpstreamPool {
   // reuses.
   enum class Reuse { trusted, probed, fresh };
 
-  // An idle connection to `upstream` when one is alive (as `reuse` allows), else a new
-  // one connected within upstream.connect_timeout, with TLS over it when `tls` (the
-  // snapshot's context for an https upstream) is given, its handshake within the same
-  // deadline.
-  boost::asio::awaitable<Lease> acquire(const config::Upstream& upstream, const std::string& key,
-                                        boost::asio::ssl::context* tls, Reuse reuse = Reuse::trusted);
+  // An idle connection to the upstream of `key` when one is alive (as `reuse` allows),
+  // at once; else a lease without a stream (and without an error): connect() makes one.
+  // Two steps, so that the common case costs the caller no coroutine frame.
+  Lease take_idle(const std::string& key, Reuse reuse = Reuse::trusted);
+
+  // A new connection to `upstream`, connected within upstream.connect_timeout, with TLS
+  // over it when `tls` (the snapshot's context for an https upstream) is given, its
+  // handshake within the same deadline.
+  boost::asio::awaitable<Lease> connect(const config::Upstream& upstream, boost::asio::ssl::context* tls);
 
   // Returns a connection whose last response was read whole and allows keep-alive.
   void release(const config::Upstream& upstream, const std::string& key, StreamPtr stream);
