@@ -111,24 +111,6 @@ class DeadlineStream {
         Transfer<false>{s_}, token, buffers);
   }
 
-  // Sends what the socket takes of `buffers` at once, never waiting: the socket is made
-  // non-blocking for it on the first call (Asio's own operations work either way).
-  // Returns the bytes sent; a full socket buffer is no error (0 bytes, `ec` clear), nor
-  // is a write of this direction still pending (0 bytes: the caller's asynchronous write
-  // queues behind it). No deadline applies: nothing waits.
-  template <class ConstBuffers>
-  std::size_t write_now(const ConstBuffers& buffers, boost::system::error_code& ec) {
-    ec = {};
-    if (s_->pending[1] != 0) return 0;
-    if (!s_->socket.non_blocking()) {
-      s_->socket.non_blocking(true, ec);
-      if (ec) return 0;
-    }
-    const std::size_t n = s_->socket.write_some(buffers, ec);
-    if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) ec = {};
-    return n;
-  }
-
   // Connects to `endpoint`, under the write deadline.
   template <class Token>
   auto async_connect(const boost::asio::ip::tcp::endpoint& endpoint, Token&& token) {

@@ -53,15 +53,6 @@ class ProxyStream {
     return plain_.async_read_some(buffers, std::forward<Token>(token));
   }
 
-  // Plain TCP: DeadlineStream::write_now. TLS: nothing (0 bytes): a record written in
-  // part cannot wait for the rest outside the TLS stream's own write.
-  template <class ConstBuffers>
-  std::size_t write_now(const ConstBuffers& buffers, boost::system::error_code& ec) {
-    ec = {};
-    if (tls_) return 0;
-    return plain_.write_now(buffers, ec);
-  }
-
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     if (tls_) return tls_->async_write_some(buffers, std::forward<Token>(token));

@@ -117,39 +117,23 @@ class Piece {
   Piece& operator=(const Piece&) = delete;
 
   const std::array<boost::asio::const_buffer, 5>& buffers() const { return buffers_; }
-  std::size_t size() const { return boost::asio::buffer_size(buffers_); }
-  bool empty() const { return size() == 0; }
+  bool empty() const { return boost::asio::buffer_size(buffers_) == 0; }
 
  private:
   char size_line_[24];
   std::array<boost::asio::const_buffer, 5> buffers_;
 };
 
-// A write in two steps. First `out.write_now(buffers, ec)` sends what the socket takes
-// at once: a head with a small body nearly always goes whole, with no coroutine frame
-// and no trip through the scheduler. Then, when some is left, this coroutine writes
-// the rest (after the first `written` bytes) under `timeout`.
-template <class Stream, class Buffers>
-boost::asio::awaitable<boost::system::error_code> write_rest(Stream& out, const Buffers& buffers,
-                                                             std::size_t written,
-                                                             std::chrono::milliseconds timeout) {
-  constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
-  boost::beast::buffers_suffix<Buffers> rest(buffers);
-  rest.consume(written);
-  boost::beast::get_lowest_layer(out).expires_after(timeout);
-  auto [ec, n] = co_await boost::asio::async_write(out, rest, use_tuple);
-  co_return ec;
-}
-
 // One write to `out` of a Piece made of these arguments, under `timeout`.
 template <class Stream>
 boost::asio::awaitable<boost::system::error_code> write_piece(
     Stream& out, std::string_view head, const char* data, std::size_t size,
     bool chunked, bool last, std::chrono::milliseconds timeout) {
+  constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   const Piece piece(head, data, size, chunked, last);
-  boost::system::error_code ec;
-  const std::size_t now = out.write_now(piece.buffers(), ec);
-  if (!ec && now < piece.size()) ec = co_await write_rest(out, piece.buffers(), now, timeout);
+  if (piece.empty()) co_return boost::system::error_code{};
+  boost::beast::get_lowest_layer(out).expires_after(timeout);
+  auto [ec, n] = co_await boost::asio::async_write(out, piece.buffers(), use_tuple);
   co_return ec;
 }
 
@@ -165,6 +149,7 @@ boost::asio::awaitable<RelayResult> relay(
     std::chrono::milliseconds in_timeout, OutStream& out,
     std::chrono::milliseconds out_timeout, std::string_view head, bool chunked,
     std::span<char> chunk, const std::function<void()>& on_read_whole = {}) {
+  constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   RelayResult result;
   auto& body = parser.get().body();
   // The head goes out with the first piece of the body (one write, not two), which may
@@ -204,10 +189,11 @@ boost::asio::awaitable<RelayResult> relay(
     // Written here, not by write_piece(): a coroutine frame per write costs more than
     // the write's own code.
     const Piece piece(head, chunk.data(), size, chunked, parser.is_done());
-    boost::system::error_code wec;
-    const std::size_t now = out.write_now(piece.buffers(), wec);
-    if (!wec && now < piece.size()) wec = co_await write_rest(out, piece.buffers(), now, out_timeout);
-    if (wec) co_return RelayResult{wec, RelaySide::out, result.body_bytes};
+    if (!piece.empty()) {
+      boost::beast::get_lowest_layer(out).expires_after(out_timeout);
+      auto [wec, n] = co_await boost::asio::async_write(out, piece.buffers(), use_tuple);
+      if (wec) co_return RelayResult{wec, RelaySide::out, result.body_bytes};
+    }
     head = {};
     result.body_bytes += size;
   } while (!parser.is_done());

@@ -379,13 +379,8 @@ net::awaitable<void> Session::send(http::status status, std::string body, std::s
                                    body.size(), keep_alive && !worker_.server().draining(),
                                    client_http10_);
   const std::array<net::const_buffer, 2> pieces{net::buffer(response_head_), net::buffer(body)};
-  error_code ec;
-  const std::size_t now = client_.write_now(pieces, ec);
-  if (!ec && now < net::buffer_size(pieces)) {
-    const std::chrono::milliseconds timeout =
-        snapshot_ ? snapshot_->config->http.idle_timeout : std::chrono::seconds(10);
-    co_await detail::write_rest(client_, pieces, now, timeout);
-  }
+  client_.expires_after(snapshot_ ? snapshot_->config->http.idle_timeout : std::chrono::seconds(10));
+  co_await net::async_write(client_, pieces, use_tuple);
 }
 
 // One of the gateway's own errors (ProxyError's table says which response and which

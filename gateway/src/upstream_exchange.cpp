@@ -80,11 +80,8 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
     // session: this frame is kept under the size Asio recycles (see process()).
     auto& upstream = *lease.stream;
     request_pieces_ = {net::buffer(request_head_), net::buffer(parser.chunked() ? kLastChunk : "")};
-    error_code sent;
-    const std::size_t now = upstream.write_now(request_pieces_, sent);
-    if (!sent && now < net::buffer_size(request_pieces_)) {
-      sent = co_await detail::write_rest(upstream, request_pieces_, now, up.timeout);
-    }
+    upstream.expires_after(up.timeout);
+    auto [sent, written] = co_await net::async_write(upstream, request_pieces_, use_tuple);
     if (sent) {
       if (lease.reused && retryable && attempt == 0) {
         lease = co_await worker_.upstreams().connect(up, tls);
