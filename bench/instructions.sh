@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# What one proxied request costs the gateway in user-space instructions, and in system
+# calls: two counts that, unlike req/s and CPU time on a shared 2-core machine, hardly
+# move between runs, so that a change of a few percent on the request path shows.
+#
+#   bench/instructions.sh BIN [BIN...]     # e.g. a worktree's build of the base commit, then this one
+#   DURATION=10s CONNECTIONS=50 bench/instructions.sh build/gateway/phlow-gateway
+#
+# Each gateway (threads: 1, access log off, one sliding_log limit by client IP that
+# nothing reaches, in memory) proxies to the demo upstream (1 thread), under wrk
+# -t1 -cCONNECTIONS:
+#   - under valgrind's callgrind, instrumentation switched on after 3 s of warm-up,
+#     for DURATION: instructions per request (the gateway's and its libraries', not
+#     the kernel's);
+#   - then natively, when `perf` can count the syscalls tracepoints: recvfrom, sendmsg
+#     and epoll_wait calls per request over 3 s (a read that finds nothing, EAGAIN,
+#     is one more recvfrom).
+# Needs valgrind (apt-get install valgrind); perf is optional (linux-perf).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+
+[[ $# -ge 1 ]] || { echo "usage: bench/instructions.sh BIN [BIN...]" >&2; exit 2; }
+gateway_bin=$1
+upstream_bin=${UPSTREAM_BIN:-build/demo/phlow-demo-upstream}
+[[ -x $upstream_bin ]] || upstream_bin=build-dev/demo/phlow-demo-upstream
+require_bench_tools
+for tool in valgrind callgrind_control callgrind_annotate; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install valgrind)" >&2; exit 2; }
+done
+for bin in "$@"; do [[ -x $bin ]] || { echo "not a binary: $bin" >&2; exit 2; }; done
+duration=${DURATION:-10s}
+connections=${CONNECTIONS:-50}
+perf_events=syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendmsg,syscalls:sys_enter_epoll_wait
+can_perf=0
+if command -v perf >/dev/null && perf stat -e "$perf_events" -- true >/dev/null 2>&1; then can_perf=1; fi
+
+start_upstream
+port=$(free_port)
+admin=$(free_port)
+cat >"$workdir/gateway.yaml" <<EOF
+listen: "127.0.0.1:$port"
+threads: 1
+access_log: "off"
+admin:
+  listen: "127.0.0.1:$admin"
+  token: ""
+upstreams:
+  up:
+    url: "http://127.0.0.1:$upstream_port"
+limits:
+  per_ip: { requests: 1000000000, window: 1m, key: ip }
+routes:
+  - match: { path_prefix: / }
+    upstream: up
+    limits: [per_ip]
+EOF
+
+requests_of() { awk '/requests in/{print $1}' "$1"; }
+
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t1 -c$connections"
+printf '%-44s %14s %12s %12s %12s\n' gateway "instr/req" "recvfrom/req" "sendmsg/req" "epoll/req"
+for bin in "$@"; do
+  out=$workdir/callgrind.out
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+    "$bin" --config "$workdir/gateway.yaml" >"$workdir/valgrind.log" 2>&1 &
+  vg=$!
+  pids+=("$vg")
+  for _ in $(seq 300); do curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  wrk -t1 -c"$connections" -d3s "http://127.0.0.1:$port/" >/dev/null
+  callgrind_control -i on "$vg" >/dev/null
+  wrk -t1 -c"$connections" -d"$duration" "http://127.0.0.1:$port/" >"$workdir/wrk.txt"
+  callgrind_control -d "$vg" >/dev/null
+  kill "$vg"
+  wait "$vg" 2>/dev/null || true
+  instructions=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !seen { gsub(",", "", $1); print $1; seen = 1 }')
+  per_request=$(awk -v i="$instructions" -v r="$(requests_of "$workdir/wrk.txt")" 'BEGIN { printf "%.0f", i / r }')
+  rm -f "$out" "$out".*
+
+  syscalls=("-" "-" "-")
+  if [[ $can_perf == 1 ]]; then
+    "$bin" --config "$workdir/gateway.yaml" >"$workdir/native.log" 2>&1 &
+    gw=$!
+    pids+=("$gw")
+    wait_http "$port"
+    wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null
+    perf stat -x, -e "$perf_events" -p "$gw" -o "$workdir/perf.txt" -- sleep 4 &
+    perf_pid=$!
+    sleep 0.3
+    wrk -t1 -c"$connections" -d3s "http://127.0.0.1:$port/" >"$workdir/wrk.txt"
+    wait "$perf_pid" || true
+    kill "$gw"
+    wait "$gw" 2>/dev/null || true
+    mapfile -t syscalls < <(awk -F, -v r="$(requests_of "$workdir/wrk.txt")" \
+      '/sys_enter/ { printf "%.2f\n", $1 / r }' "$workdir/perf.txt")
+  fi
+  printf '%-44s %14s %12s %12s %12s\n' "$bin" "$per_request" "${syscalls[0]:--}" "${syscalls[1]:--}" "${syscalls[2]:--}"
+done
