@@ -151,14 +151,22 @@ bool IdentifierExtractor::extract(const config::IdentifierKey& key, const Reques
 }
 
 Identified IdentifierExtractor::identify(const config::IdentifierKey& key, const RequestView& request,
-                                         std::string& out, JwtError* why) const {
+                                         std::string& out, JwtError* why,
+                                         limiter::Sha256Memo* digests) const {
   const auto found = [](bool yes) { return yes ? Identified::found : Identified::missing; };
+  const auto hash = [digests](std::string_view data, std::string& into) {
+    if (digests != nullptr) {
+      digests->hex(data, into);
+    } else {
+      limiter::sha256_hex(data, into);
+    }
+  };
   const HeaderSource& headers = request.headers;
   switch (key.kind) {
     case config::IdentifierKind::token_hash: {
       const auto token = bearer_token(headers);
       if (!token) return Identified::missing;
-      limiter::sha256_hex(*token, out);
+      hash(*token, out);
       return Identified::found;
     }
     case config::IdentifierKind::agent_id:
@@ -171,7 +179,7 @@ Identified IdentifierExtractor::identify(const config::IdentifierKey& key, const
           !query_parameter(request.query(), settings_.api_key.query, out)) {
         return Identified::missing;
       }
-      out = limiter::sha256_hex(out);
+      hash(out, out);
       return Identified::found;
     }
     case config::IdentifierKind::header:

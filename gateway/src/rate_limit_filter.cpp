@@ -121,7 +121,7 @@ bool RateLimitFilter::start(const Snapshot& snapshot, const config::Route& route
 Identified RateLimitFilter::identify(const config::IdentifierKey& key, const RequestView& view,
                                      WorkerStats& stats) {
   if (key.kind != config::IdentifierKind::agent_id) {
-    return snapshot_->identifiers.identify(key, view, identifier_);
+    return snapshot_->identifiers.identify(key, view, identifier_, nullptr, &digests_);
   }
   if (!agent_checked_) {
     JwtError why = JwtError::none;

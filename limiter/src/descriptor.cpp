@@ -1,5 +1,6 @@
 #include "limiter/descriptor.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <array>
@@ -43,6 +44,24 @@ std::string sha256_hex(std::string_view data) {
   std::string out;
   sha256_hex(data, out);
   return out;
+}
+
+Sha256Memo::~Sha256Memo() { wipe(); }
+
+void Sha256Memo::wipe() {
+  if (!input_.empty()) OPENSSL_cleanse(input_.data(), input_.size());
+  input_.clear();
+  valid_ = false;
+}
+
+void Sha256Memo::hex(std::string_view data, std::string& out) {
+  if (!valid_ || data != input_) {
+    sha256_hex(data, digest_);  // before `out` changes: `data` may point into it
+    wipe();
+    input_.assign(data);
+    valid_ = true;
+  }
+  out.assign(digest_);
 }
 
 namespace {

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <vector>
+
 #include "support/base64url.hpp"
 
 #include "fake_request.hpp"
@@ -51,6 +53,42 @@ TEST_CASE("token_hash: SHA-256 of the bearer token") {
   CHECK(hash({{"Authorization", "Bearer a.b.c"}}) == sha256_hex("a.b.c"));
   CHECK(hash({{"Authorization", "Bearer abc"}, {"Authorization", "Bearer other"}}) ==
         sha256_hex("abc"));
+}
+
+// A session hashes its connection's tokens through one memo: the same digests as
+// without, whatever the order of tokens and API keys.
+TEST_CASE("token_hash and api_key: a session's digest memo gives the same digests") {
+  Identifiers settings;
+  const IdentifierExtractor extractor(settings);
+  phlow::limiter::Sha256Memo memo;
+  const std::vector<FakeRequest> requests = {
+      with_headers({{"Authorization", "Bearer abc"}}),
+      with_headers({{"Authorization", "Bearer abc"}}),
+      with_headers({{"Authorization", "Bearer other"}}),
+      with_headers({{"X-Api-Key", "abc"}}),
+      with_headers({{"Authorization", "Bearer abc"}}),
+      with_headers({{"Authorization", "Bearer ab"}}),
+      with_headers({}),
+  };
+  for (const IdentifierKind kind : {IdentifierKind::token_hash, IdentifierKind::api_key}) {
+    for (const FakeRequest& request : requests) {
+      const IdentifierKey key{kind, {}};
+      std::string plain = "stale";
+      std::string memoized = "stale";
+      const auto without = extractor.identify(key, request.view(), plain);
+      const auto with = extractor.identify(key, request.view(), memoized, nullptr, &memo);
+      CHECK(without == with);
+      if (without == phlow::gateway::Identified::found) CHECK(memoized == plain);
+    }
+  }
+  std::string out;
+  memo.hex("abc", out);
+  CHECK(out == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  memo.hex("abd", out);
+  CHECK(out == sha256_hex("abd"));
+  out = "abc";
+  memo.hex(out, out);  // the input may be the output
+  CHECK(out == sha256_hex("abc"));
 }
 
 TEST_CASE("token_hash: missing without a bearer token") {

@@ -9,6 +9,7 @@
 #include "config/config.hpp"
 #include "gateway/jwt_verifier.hpp"
 #include "gateway/request_view.hpp"
+#include "limiter/descriptor.hpp"
 
 namespace phlow::gateway {
 
@@ -35,8 +36,10 @@ class IdentifierExtractor {
   bool extract(const config::IdentifierKey& key, const RequestView& request,
                std::string& out) const;
   // The same with the three outcomes; on `invalid`, `why` (if given) says why.
+  // `digests` (if given) remembers the last token or API key hashed (a session's).
   Identified identify(const config::IdentifierKey& key, const RequestView& request,
-                      std::string& out, JwtError* why = nullptr) const;
+                      std::string& out, JwtError* why = nullptr,
+                      limiter::Sha256Memo* digests = nullptr) const;
 
   // The client address: the peer, or, when the peer is a trusted proxy, the
   // right-most address of the forwarded header that is not a trusted proxy.

@@ -109,6 +109,7 @@ class RateLimitFilter {
   std::uint32_t debited_mask_ = 0;  // descriptors whose response cost was read
   std::vector<std::size_t> descriptor_limits_;  // config limit index per descriptor
   std::string identifier_;
+  limiter::Sha256Memo digests_;  // the connection's last token or API key, hashed once
   std::string agent_id_;       // the request's agent ID, once looked up
   bool agent_checked_ = false;  // agent_id_ / agent_found_ are this request's
   Identified agent_found_ = Identified::missing;

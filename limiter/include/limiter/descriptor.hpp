@@ -42,4 +42,26 @@ std::string build_key(std::string_view prefix, std::string_view limit_name,
 std::string sha256_hex(std::string_view data);
 void sha256_hex(std::string_view data, std::string& out);
 
+// sha256_hex() that remembers its last input and digest: a client connection that
+// sends the same token with every request has it hashed once. One entry, one owner
+// (a session's): not thread-safe. The input it holds (a raw token) is wiped when it
+// is replaced and when the memo goes.
+class Sha256Memo {
+ public:
+  Sha256Memo() = default;
+  Sha256Memo(const Sha256Memo&) = delete;
+  Sha256Memo& operator=(const Sha256Memo&) = delete;
+  ~Sha256Memo();
+
+  // As sha256_hex(data, out); `data` may point into `out`.
+  void hex(std::string_view data, std::string& out);
+
+ private:
+  void wipe();
+
+  std::string input_;
+  std::string digest_;
+  bool valid_ = false;
+};
+
 }  // namespace phlow::limiter
