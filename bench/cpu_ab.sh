@@ -32,7 +32,7 @@ ticks=$(getconf CLK_TCK)
 start_upstream
 
 start_gateway() {  # start_gateway NAME BIN -> port in ${NAME}_port, pid in ${NAME}_pid
-  local name=$1 bin=$2 port admin redis_lines=""
+  local name=$1 bin=$2 port admin redis_url=""
   port=$(free_port)
   admin=$(free_port)
   if [[ ${REDIS:-0} == 1 ]]; then
@@ -40,26 +40,9 @@ start_gateway() {  # start_gateway NAME BIN -> port in ${NAME}_port, pid in ${NA
     rport=$(free_port)
     start_redis "$rport"
     printf -v "${name}_redis_pid" '%s' "$redis_pid"
-    redis_lines=$'redis:\n  url: "redis://127.0.0.1:'"$rport"$'/0"'
+    redis_url="redis://127.0.0.1:$rport/0"
   fi
-  cat >"$workdir/$name.yaml" <<EOF
-listen: "127.0.0.1:$port"
-threads: 1
-access_log: "off"
-admin:
-  listen: "127.0.0.1:$admin"
-  token: ""
-$redis_lines
-upstreams:
-  up:
-    url: "http://127.0.0.1:$upstream_port"
-limits:
-  per_ip: { requests: 1000000000, window: 1m, key: ip }
-routes:
-  - match: { path_prefix: / }
-    upstream: up
-    limits: [per_ip]
-EOF
+  write_gateway_config "$workdir/$name.yaml" "$port" "$admin" "$redis_url"
   "$bin" --config "$workdir/$name.yaml" >"$workdir/$name.log" 2>&1 &
   pids+=($!)
   printf -v "${name}_pid" '%s' "$!"

@@ -38,23 +38,7 @@ if command -v perf >/dev/null && perf stat -e "$perf_events" -- true >/dev/null 
 start_upstream
 port=$(free_port)
 admin=$(free_port)
-cat >"$workdir/gateway.yaml" <<EOF
-listen: "127.0.0.1:$port"
-threads: 1
-access_log: "off"
-admin:
-  listen: "127.0.0.1:$admin"
-  token: ""
-upstreams:
-  up:
-    url: "http://127.0.0.1:$upstream_port"
-limits:
-  per_ip: { requests: 1000000000, window: 1m, key: ip }
-routes:
-  - match: { path_prefix: / }
-    upstream: up
-    limits: [per_ip]
-EOF
+write_gateway_config "$workdir/gateway.yaml" "$port" "$admin"
 
 requests_of() { awk '/requests in/{print $1}' "$1"; }
 

@@ -9,6 +9,9 @@
 #   start_upstream           the demo upstream (1 thread) on a free port: upstream_port
 #   start_redis PORT [ARG...] a throwaway redis-server on 127.0.0.1:PORT: redis_pid
 #   require_redis_tools [TOOL...] redis-server, redis-cli and TOOLs, else exit 2
+#   write_gateway_config FILE PORT ADMIN [REDIS_URL]
+#                            a gateway (threads: 1, access log off) proxying to the
+#                            demo upstream with one per_ip limit nothing reaches
 
 workdir=$(mktemp -d)
 pids=()
@@ -82,4 +85,27 @@ require_redis_tools() {
   for tool in redis-server redis-cli "$@"; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install redis-server redis-tools)" >&2; exit 2; }
   done
+}
+
+write_gateway_config() {
+  local file=$1 port=$2 admin=$3 redis_lines=""
+  [[ -n ${4:-} ]] && redis_lines=$'redis:\n  url: "'"$4"'"'
+  cat >"$file" <<EOF
+listen: "127.0.0.1:$port"
+threads: 1
+access_log: "off"
+admin:
+  listen: "127.0.0.1:$admin"
+  token: ""
+$redis_lines
+upstreams:
+  up:
+    url: "http://127.0.0.1:$upstream_port"
+limits:
+  per_ip: { requests: 1000000000, window: 1m, key: ip }
+routes:
+  - match: { path_prefix: / }
+    upstream: up
+    limits: [per_ip]
+EOF
 }
