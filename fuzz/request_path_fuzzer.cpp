@@ -177,7 +177,7 @@ bool one_request(beast::flat_buffer& buffer, std::string_view peer) {
     FUZZ_ASSERT(!route->match.host || *route->match.host == host);
     check_limits(*route, view);
   }
-  const bool keep_alive = req.keep_alive();
+  const bool keep_alive = parser.keep_alive();  // as Session::route_request
   ec = feed(parser, buffer, [&] { return parser.is_done(); });
   return !ec && keep_alive;
 }
