@@ -1,6 +1,7 @@
 #pragma once
 // Turns a request into the identifiers its limits count by (SPEC.md, "Limit keys").
-// Raw tokens and API keys never leave this class: only their SHA-256.
+// Raw tokens and API keys never leave this class (and the session's Sha256Memo, which
+// remembers the last one to skip hashing it again): only their SHA-256.
 
 #include <cstdint>
 #include <string>
