@@ -5,6 +5,8 @@
 #
 #   bench/instructions.sh BIN [BIN...]     # e.g. a worktree's build of the base commit, then this one
 #   DURATION=10s CONNECTIONS=50 bench/instructions.sh build/gateway/phlow-gateway
+#   PROFILE_DIR=/tmp/prof bench/instructions.sh BIN   # keeps each callgrind profile there
+#                                                     # (callgrind_annotate DIR/N.callgrind)
 #
 # Each gateway (threads: 1, access log off, one sliding_log limit by client IP that
 # nothing reaches, in memory) proxies to the demo upstream (1 thread), under wrk
@@ -59,6 +61,12 @@ for bin in "$@"; do
   wait "$vg" 2>/dev/null || true
   instructions=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !seen { gsub(",", "", $1); print $1; seen = 1 }')
   per_request=$(awk -v i="$instructions" -v r="$(requests_of "$workdir/wrk.txt")" 'BEGIN { printf "%.0f", i / r }')
+  if [[ -n ${PROFILE_DIR:-} ]]; then
+    mkdir -p "$PROFILE_DIR"
+    profiles=$((${profiles:-0} + 1))
+    cp "$out.1" "$PROFILE_DIR/$profiles.callgrind"
+    echo "profile of $bin: $PROFILE_DIR/$profiles.callgrind"
+  fi
   rm -f "$out" "$out".*
 
   syscalls=("-" "-" "-")

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
@@ -40,11 +41,68 @@ void append_connection(std::string& out, bool keep_alive, bool client_http10) {
 
 constexpr std::string_view kForwardedFor = "X-Forwarded-For";
 
-bool names_match(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && beast::iequals(a, b);
-}
+bool names_match(std::string_view a, std::string_view b) { return FlatHead::same_name(a, b); }
 
 }  // namespace
+
+void FlatHead::clear() {
+  text_[0].clear();
+  text_[1].clear();
+  fields_.clear();
+  method_string_ = target_ = reason_ = {};
+  method_ = http::verb::unknown;
+  status_ = 0;
+  version_ = 11;
+  in_trailers_ = false;
+}
+
+// Makes room for `more` bytes in `text`, which moves it: the views into it move along.
+void FlatHead::grow(std::string& text, std::size_t more) {
+  const auto old_base = reinterpret_cast<std::uintptr_t>(text.data());
+  text.reserve(std::max(text.size() + more, 2 * text.capacity()));
+  const char* base = text.data();
+  const auto moved = [&](std::string_view& view) {
+    if (view.data() == nullptr) return;
+    view = std::string_view(base + (reinterpret_cast<std::uintptr_t>(view.data()) - old_base), view.size());
+  };
+  const bool trailers = &text == &text_[1];
+  if (!trailers) {
+    moved(method_string_);
+    moved(target_);
+    moved(reason_);
+  }
+  for (Field& f : fields_) {
+    if (f.trailer_ != trailers) continue;
+    moved(f.name_);
+    moved(f.value_);
+  }
+}
+
+void FlatHead::set_request(http::verb method, std::string_view method_string, std::string_view target,
+                           int version) {
+  method_ = method;
+  version_ = version;
+  reserve(method_string.size() + target.size());
+  method_string_ = store(method_string);
+  target_ = store(target);
+}
+
+void FlatHead::set_response(int status, std::string_view reason, int version) {
+  status_ = static_cast<unsigned>(status);
+  version_ = version;
+  reason_ = store(reason);
+}
+
+std::string_view FlatHead::operator[](http::field code) const {
+  for (const Field& f : fields_) {
+    if (f.name() == code) return f.value();
+  }
+  return {};
+}
+
+bool FlatHead::same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && beast::iequals(a, b);
+}
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
@@ -53,8 +111,8 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out += "\r\n";
 }
 
-ConnectionTokens::ConnectionTokens(const Fields& fields) {
-  for (const auto& field : fields) {
+ConnectionTokens::ConnectionTokens(const FlatHead& fields) {
+  for (const auto field : fields) {
     if (field.name() != http::field::connection) continue;
     for (auto token : http::token_list(field.value())) {
       if (count_ == tokens_.size()) {
@@ -68,7 +126,7 @@ ConnectionTokens::ConnectionTokens(const Fields& fields) {
 
 bool ConnectionTokens::names(std::string_view name) const {
   if (overflow_ != nullptr) {
-    for (const auto& field : *overflow_) {
+    for (const auto field : *overflow_) {
       if (field.name() != http::field::connection) continue;
       for (auto token : http::token_list(field.value())) {
         if (names_match(token, name)) return true;
@@ -80,7 +138,7 @@ bool ConnectionTokens::names(std::string_view name) const {
                      [&](std::string_view token) { return names_match(token, name); });
 }
 
-bool is_hop_by_hop(const ConnectionTokens& connection, const Fields::value_type& field) {
+bool is_hop_by_hop(const ConnectionTokens& connection, const FlatHead::Field& field) {
   switch (field.name()) {
     case http::field::connection:
     case http::field::keep_alive:
@@ -100,7 +158,7 @@ bool is_hop_by_hop(const ConnectionTokens& connection, const Fields::value_type&
   return connection.names(name);  // fields that Connection names are hop-by-hop too
 }
 
-void append_upstream_request_head(std::string& out, const http::request_header<Fields>& req,
+void append_upstream_request_head(std::string& out, const FlatHead& req,
                                   const UpstreamRequestHead& how) {
   out.append(req.method_string());
   out += ' ';
@@ -109,7 +167,7 @@ void append_upstream_request_head(std::string& out, const http::request_header<F
   out += " HTTP/1.1\r\n";
   bool forwarded = false;  // an X-Forwarded-For arrived
   const ConnectionTokens connection(req);
-  for (const auto& field : req) {
+  for (const auto field : req) {
     switch (field.name()) {
       case http::field::content_length:  // re-framed below
       case http::field::expect:
@@ -131,10 +189,10 @@ void append_upstream_request_head(std::string& out, const http::request_header<F
   }
   out += "X-Forwarded-For: ";
   if (forwarded) {
-    for (auto [it, end] = req.equal_range(kForwardedFor); it != end; ++it) {
-      out.append(it->value());
+    req.for_each_named(kForwardedFor, [&](std::string_view value) {
+      out.append(value);
       out += ", ";
-    }
+    });
   }
   out.append(how.peer_ip);
   out += how.client_tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n";
@@ -147,12 +205,12 @@ void append_upstream_request_head(std::string& out, const http::request_header<F
   out += "\r\n";
 }
 
-bool is_websocket_upgrade(const http::request_header<Fields>& req) {
+bool is_websocket_upgrade(const FlatHead& req) {
   if (req.method() != http::verb::get) return false;
   bool upgrade_seen = false;     // the first Upgrade field decides, as req[upgrade] would
   bool websocket = false;
   bool connection_upgrade = false;
-  for (const auto& field : req) {
+  for (const auto field : req) {
     if (field.name() == http::field::upgrade && !upgrade_seen) {
       upgrade_seen = true;
       websocket = beast::iequals(field.value(), "websocket");
@@ -163,7 +221,7 @@ bool is_websocket_upgrade(const http::request_header<Fields>& req) {
   return websocket && connection_upgrade;
 }
 
-void append_client_response_head(std::string& out, const http::response_header<Fields>& res,
+void append_client_response_head(std::string& out, const FlatHead& res,
                                  const ClientResponseHead& how) {
   out += "HTTP/1.1 ";
   append_number(out, res.result_int());
@@ -172,7 +230,7 @@ void append_client_response_head(std::string& out, const http::response_header<F
   out.append(reason.empty() ? std::string_view(http::obsolete_reason(res.result())) : reason);
   out += "\r\n";
   const ConnectionTokens connection(res);
-  for (const auto& field : res) {
+  for (const auto field : res) {
     if (field.name() == http::field::content_length) continue;  // re-framed below
     if (is_hop_by_hop(connection, field)) continue;
     const std::string_view name = field.name_string();

@@ -1,5 +1,7 @@
 #include "gateway/rate_limit_filter.hpp"
 
+#include <algorithm>
+
 #include "gateway/rate_limit_response.hpp"
 
 namespace phlow::gateway {
@@ -272,13 +274,10 @@ void RateLimitFilter::render_headers() {
   const auto& spec = snapshot_->config->limits[descriptor_limits_[index]];
   const std::int64_t window_ms =
       spec.limit.algorithm == limiter::Algorithm::concurrency ? 0 : spec.limit.window_ms;
-  for_each_rate_limit_header(snapshot_->config->response_headers, decision_, index, spec.name(),
-                             window_ms, [this](std::string_view name, std::string_view value) {
-                               header_lines_.append(name).append(": ").append(value).append("\r\n");
-                               if (header_name_count_ < header_names_.size()) {
-                                 header_names_[header_name_count_++] = name;
-                               }
-                             });
+  const std::size_t count = append_rate_limit_header_lines(snapshot_->config->response_headers, decision_,
+                                                           index, spec.name(), window_ms, header_lines_,
+                                                           header_names_);
+  header_name_count_ = std::min(count, header_names_.size());
 }
 
 std::string RateLimitFilter::rejection_body() const {

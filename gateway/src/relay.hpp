@@ -22,6 +22,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "flat_parser.hpp"
+
 namespace phlow::gateway::detail {
 
 enum class RelaySide { none, in, out };
@@ -142,16 +144,16 @@ boost::asio::awaitable<boost::system::error_code> write_piece(
 // Each read and write has its own deadline. `on_read_whole` (if any) runs once the
 // whole message has been read, before its last piece is written: what must be done by
 // the time the peer has all of it.
-template <bool isRequest, class Allocator, class InStream, class OutStream>
+template <bool isRequest, class InStream, class OutStream>
 boost::asio::awaitable<RelayResult> relay(
     InStream& in, boost::beast::flat_buffer& in_buffer,
-    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body, Allocator>& parser,
+    FlatParser<isRequest>& parser,
     std::chrono::milliseconds in_timeout, OutStream& out,
     std::chrono::milliseconds out_timeout, std::string_view head, bool chunked,
     std::span<char> chunk, const std::function<void()>& on_read_whole = {}) {
   constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   RelayResult result;
-  auto& body = parser.get().body();
+  auto& body = parser.body();
   // The head goes out with the first piece of the body (one write, not two), which may
   // wait for that piece: a read returns as soon as any body bytes arrive.
   do {

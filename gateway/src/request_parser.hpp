@@ -8,22 +8,19 @@
 #include <cctype>
 #include <cstdint>
 #include <functional>
-#include <memory_resource>
 #include <string>
 #include <string_view>
 
-#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/http/parser.hpp>
 
 #include "config/config.hpp"
 #include "gateway/request_view.hpp"
+#include "flat_parser.hpp"
 #include "http_head.hpp"
 
 namespace phlow::gateway {
 
-using RequestParser =
-    boost::beast::http::request_parser<boost::beast::http::buffer_body, std::pmr::polymorphic_allocator<char>>;
+using RequestParser = detail::FlatParser<true>;
 
 // Applies the head and body size limits of `http` (past them: 431 and 413) and
 // returns the head limit.
@@ -40,11 +37,11 @@ inline std::uint32_t configure_request_parser(RequestParser& parser, const confi
 // "chunked". Beast rejects Content-Length with Transfer-Encoding and differing lengths
 // itself, but accepts repeated equal lengths, other codings and a "chunked" that is not
 // the final coding (then reading no body), which an upstream may frame differently.
-inline bool has_unambiguous_framing(const boost::beast::http::request_header<detail::Fields>& req) {
+inline bool has_unambiguous_framing(const detail::FlatHead& req) {
   namespace http = boost::beast::http;
   std::size_t lengths = 0;
   std::size_t codings = 0;
-  for (const auto& field : req) {  // one pass: a lookup per name costs more on short heads
+  for (const auto field : req) {  // one pass: a lookup per name costs more on short heads
     if (field.name() == http::field::content_length) {
       if (++lengths > 1 || field.value().find(',') != std::string_view::npos) return false;
     } else if (field.name() == http::field::transfer_encoding) {
@@ -59,14 +56,14 @@ inline bool has_unambiguous_framing(const boost::beast::http::request_header<det
 // The fields of the request being handled, for the identifier extractor.
 class FieldsSource final : public HeaderSource {
  public:
-  void reset(const detail::Fields& fields) { fields_ = &fields; }
+  void reset(const detail::FlatHead& fields) { fields_ = &fields; }
   void for_each(std::string_view name,
                 const std::function<void(std::string_view)>& fn) const override {
-    for (auto [it, end] = fields_->equal_range(name); it != end; ++it) fn(it->value());
+    fields_->for_each_named(name, fn);
   }
 
  private:
-  const detail::Fields* fields_ = nullptr;
+  const detail::FlatHead* fields_ = nullptr;
 };
 
 // The Host header without its port, lowercase, into `out` (its capacity is reused).

@@ -161,8 +161,7 @@ net::awaitable<bool> Session::handle_request() {
   snapshot_ = worker_.snapshot();  // one config for the whole request
   record_.reset(std::chrono::steady_clock::now(), snapshot_->unmatched_route_id);
   response_parser_.reset();
-  arena_.release();  // the parsers of the previous request are gone
-  RequestParser parser(std::piecewise_construct, std::make_tuple(), std::make_tuple(FieldsAllocator(&arena_)));
+  RequestParser parser(request_in_);
   const bool keep_alive = co_await process(parser);
   filter_.release_slots();  // the response is complete, or the request ended otherwise
   if (AccessLogBuffer* log = worker_.access_log()) {
@@ -248,7 +247,7 @@ net::awaitable<bool> Session::reject_head(error_code ec, std::size_t limit) {
   co_return false;
 }
 
-RequestView Session::view_of(const Request& req) const {
+RequestView Session::view_of(const FlatHead& req) const {
   return RequestView{req.method_string(), req.target(), host_, peer_ip_, fields_source_};
 }
 
@@ -256,7 +255,7 @@ RequestView Session::view_of(const Request& req) const {
 // finds its route (nullptr: none).
 const config::Route* Session::route_request(const RequestParser& parser) {
   const config::Config& cfg = *snapshot_->config;
-  const Request& req = parser.get();
+  const FlatHead& req = parser.get();
   client_http10_ = req.version() < 11;
   websocket_ = is_websocket_upgrade(req);
   keep_alive_ = parser.keep_alive() && !worker_.server().draining();
@@ -268,7 +267,7 @@ const config::Route* Session::route_request(const RequestParser& parser) {
   bool id_seen = false;
   bool expect_seen = false;
   expect_continue_ = false;
-  for (const auto& field : req) {
+  for (const auto field : req) {
     if (field.name() == http::field::host) {
       if (!host_seen) host = field.value();
       host_seen = true;
@@ -359,11 +358,11 @@ net::awaitable<bool> Session::drain_body(RequestParser& parser) {
   }
   std::array<char, 4096> sink;
   while (!parser.is_done()) {
-    parser.get().body().data = sink.data();
-    parser.get().body().size = sink.size();
+    parser.body().data = sink.data();
+    parser.body().size = sink.size();
     client_.expires_after(snapshot_->config->http.body_timeout);
     auto [ec, n] = co_await http::async_read(client_, buffer_, parser, use_tuple);
-    record_.bytes_in += sink.size() - parser.get().body().size;
+    record_.bytes_in += sink.size() - parser.body().size;
     if (ec && ec != http::error::need_buffer) co_return false;
   }
   co_return true;

@@ -9,7 +9,6 @@
 // The steps that need no I/O are classes of their own in gateway_core:
 // RateLimitFilter, RequestRecord, ProxyError (the one table of error responses).
 
-#include <memory_resource>
 #include <optional>
 #include <random>
 #include <string>
@@ -40,9 +39,7 @@ namespace net = boost::asio;
 using boost::system::error_code;
 inline constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-using FieldsAllocator = std::pmr::polymorphic_allocator<char>;
-using ResponseParser = http::response_parser<http::buffer_body, FieldsAllocator>;
-using Request = http::request<http::buffer_body, Fields>;
+using ResponseParser = FlatParser<false>;
 
 // An error of Beast's HTTP parser: the message cannot be parsed (not: it ended early).
 inline bool is_parse_error(const error_code& ec) {
@@ -102,7 +99,7 @@ class Session {
   bool scan_head(std::size_t limit);
   net::awaitable<bool> buffer_head(std::size_t limit);
   net::awaitable<bool> reject_head(error_code ec, std::size_t limit);
-  RequestView view_of(const Request& req) const;
+  RequestView view_of(const FlatHead& req) const;
   const config::Route* route_request(const RequestParser& parser);
   net::awaitable<void> check_limits_async();
   net::awaitable<bool> answer_unrouted(RequestParser& parser);
@@ -164,10 +161,11 @@ class Session {
   bool client_http10_ = false;
   bool websocket_ = false;         // the request asks for a WebSocket upgrade
   bool expect_continue_ = false;   // ...and for "100 Continue" before sending its body
-  // The fields of this request's messages; released when the next request starts.
-  alignas(std::max_align_t) std::array<std::byte, 2048> arena_buffer_;
-  std::pmr::monotonic_buffer_resource arena_{arena_buffer_.data(), arena_buffer_.size()};
-  std::optional<ResponseParser> response_parser_;  // after arena_: destroyed before it
+  // The heads of this request and of its response, as parsed (their parsers write
+  // here, one parser per message).
+  FlatHead request_in_;
+  FlatHead response_in_;
+  std::optional<ResponseParser> response_parser_;  // after response_in_: destroyed before it
   std::string request_head_;       // to the upstream
   std::array<net::const_buffer, 2> request_pieces_;  // its write, when no body streams
   std::string response_head_;      // to the client

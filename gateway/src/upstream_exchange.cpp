@@ -137,8 +137,7 @@ net::awaitable<bool> Session::send_continue() {
 // A parser for the next upstream response (the last one is gone). It lives in the
 // session, not in a coroutine frame (see process()).
 ResponseParser& Session::new_response_parser(bool head) {
-  ResponseParser& response = response_parser_.emplace(std::piecewise_construct, std::make_tuple(),
-                                                      std::make_tuple(FieldsAllocator(&arena_)));
+  ResponseParser& response = response_parser_.emplace(response_in_);
   response.header_limit(kMaxUpstreamHeader);
   response.body_limit(boost::none);
   if (head) response.skip(true);
