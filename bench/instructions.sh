@@ -5,6 +5,9 @@
 #
 #   bench/instructions.sh BIN [BIN...]     # e.g. a worktree's build of the base commit, then this one
 #   DURATION=10s CONNECTIONS=50 bench/instructions.sh build/gateway/phlow-gateway
+#   UPSTREAM_PORT=18080 bench/instructions.sh BIN      # an upstream already listening on
+#                                                     # 127.0.0.1:PORT instead of the demo
+#                                                     # one (e.g. compare.sh's nginx peer)
 #   PROFILE_DIR=/tmp/prof bench/instructions.sh BIN   # keeps each callgrind profile there
 #                                                     # (callgrind_annotate DIR/N.callgrind)
 #
@@ -37,7 +40,12 @@ perf_events=syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendmsg,syscalls:sys_
 can_perf=0
 if command -v perf >/dev/null && perf stat -e "$perf_events" -- true >/dev/null 2>&1; then can_perf=1; fi
 
-start_upstream
+if [[ -n ${UPSTREAM_PORT:-} ]]; then
+  upstream_port=$UPSTREAM_PORT
+  wait_http "$upstream_port" || { echo "nothing answers on 127.0.0.1:$upstream_port" >&2; exit 2; }
+else
+  start_upstream
+fi
 port=$(free_port)
 admin=$(free_port)
 write_gateway_config "$workdir/gateway.yaml" "$port" "$admin"

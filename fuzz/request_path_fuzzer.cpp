@@ -8,13 +8,16 @@
 // session does.
 // Checked: a request that is parsed has unambiguous framing (never Content-Length
 // beside Transfer-Encoding, every Content-Length value equal), the route matches it,
-// its limiter keys hold no raw CR/LF/space/control bytes, and the rate-limit header
-// lines are well formed.
+// its limiter keys hold no raw CR/LF/space/control bytes, the rate-limit header lines
+// are well formed, and the head written for the upstream is whole lines without the
+// fields the client's Connection names.
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +35,7 @@
 #include "gateway/request_record.hpp"
 #include "gateway/snapshot.hpp"
 #include "gateway/router.hpp"
+#include "http_head.hpp"
 #include "limiter/descriptor.hpp"
 #include "limiter/memory_backend.hpp"
 #include "relay.hpp"
@@ -180,6 +184,31 @@ bool one_request(beast::flat_buffer& buffer, std::string_view peer) {
     FUZZ_ASSERT(view.path().starts_with(route->match.path_prefix));
     FUZZ_ASSERT(!route->match.host || *route->match.host == host);
     check_limits(*route, view);
+  }
+  // The head the session would send upstream: whole lines, each "Name: value" or the
+  // request line, and no field the client named hop-by-hop in Connection.
+  static std::string upstream_head;
+  upstream_head.clear();
+  phlow::gateway::detail::UpstreamRequestHead how{"/base", peer, "", {parser.chunked(), std::nullopt}, false,
+                                                  phlow::gateway::detail::is_websocket_upgrade(req) ? "websocket" : ""};
+  if (parser.content_length()) how.framing.length = *parser.content_length();
+  phlow::gateway::detail::append_upstream_request_head(upstream_head, req, how);
+  FUZZ_ASSERT(upstream_head.ends_with("\r\n\r\n"));
+  const phlow::gateway::detail::ConnectionTokens connection(req);
+  for (std::string_view rest = upstream_head; rest.size() > 2;) {
+    const auto end = rest.find("\r\n");
+    const std::string_view line = rest.substr(0, end);
+    FUZZ_ASSERT(line.find_first_of("\r\n") == std::string_view::npos);
+    if (line.data() != upstream_head.data()) {
+      const auto colon = line.find(": ");
+      FUZZ_ASSERT(colon != std::string_view::npos && colon > 0);
+      const std::string_view name = line.substr(0, colon);
+      static constexpr std::array<std::string_view, 6> kOwn = {
+          "X-Forwarded-For", "X-Forwarded-Proto", "Content-Length", "Transfer-Encoding", "Connection",
+          "Upgrade"};  // written by the gateway itself
+      FUZZ_ASSERT(!connection.names(name) || std::find(kOwn.begin(), kOwn.end(), name) != kOwn.end());
+    }
+    rest.remove_prefix(end + 2);
   }
   const bool keep_alive = parser.keep_alive();  // as Session::route_request
   ec = feed(parser, buffer, [&] { return parser.is_done(); });
