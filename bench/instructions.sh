@@ -8,6 +8,7 @@
 #   UPSTREAM_PORT=18080 bench/instructions.sh BIN      # an upstream already listening on
 #                                                     # 127.0.0.1:PORT instead of the demo
 #                                                     # one (e.g. compare.sh's nginx peer)
+#   REDIS=1 bench/instructions.sh BIN                 # the limit in a redis-server of its own
 #   PROFILE_DIR=/tmp/prof bench/instructions.sh BIN   # keeps each callgrind profile there
 #                                                     # (callgrind_annotate DIR/N.callgrind)
 #
@@ -48,11 +49,17 @@ else
 fi
 port=$(free_port)
 admin=$(free_port)
-write_gateway_config "$workdir/gateway.yaml" "$port" "$admin"
+redis_url=""
+if [[ ${REDIS:-0} == 1 ]]; then
+  redis_port=$(free_port)
+  start_redis "$redis_port"
+  redis_url="redis://127.0.0.1:$redis_port/0"
+fi
+write_gateway_config "$workdir/gateway.yaml" "$port" "$admin" "$redis_url"
 
 requests_of() { awk '/requests in/{print $1}' "$1"; }
 
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t1 -c$connections"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t1 -c$connections; REDIS=${REDIS:-0}"
 printf '%-44s %14s %12s %12s %12s\n' gateway "instr/req" "recvfrom/req" "sendmsg/req" "epoll/req"
 for bin in "$@"; do
   out=$workdir/callgrind.out

@@ -1,10 +1,9 @@
 // Replies from a Redis that may be broken or hostile, through the code the client
-// runs on them: hiredis's reader fed in arbitrary pieces (as reads arrive), to_value()
-// (Connection::deliver_replies), then what each reply means: a check decision
+// runs on them: the ValueReader (hiredis's parser building Values) fed in arbitrary
+// pieces (as reads arrive, Pipeline::feed), then what each reply means: a check decision
 // (parse_check, the RedisBackend's reading of the script's reply), an error reply
 // (server_error, NOSCRIPT, a missing function), or a handshake answer (INFO's version,
 // SCRIPT LOAD's sha).
-// The reader is create_reader()'s, as Connection's is.
 // Input: byte 0 = descriptors in the check (low 5 bits mod 17) and consume (bit 7),
 // byte 1 = feed size - 1, the rest = the bytes Redis sends.
 // Also: each check command encode_check() writes parses back, argument for argument.
@@ -108,28 +107,25 @@ void interpret(const Value& v, std::span<const Descriptor> descriptors) {
 // Feeds `bytes` `step` at a time and interprets every complete reply; stops at the
 // first protocol error or an overfull reader, as the connection closes there.
 void read_replies(std::string_view bytes, std::size_t step, std::span<const Descriptor> descriptors) {
-  redisReader* reader = phlow::limiter::redis::create_reader();  // as Connection does
-  FUZZ_ASSERT(reader != nullptr);
+  using phlow::limiter::redis::ValueReader;
+  ValueReader reader;  // as the connection's Pipeline reads
   bool broken = false;
   while (!bytes.empty() && !broken) {
     const std::size_t n = std::min(step, bytes.size());
-    if (redisReaderFeed(reader, bytes.data(), n) != REDIS_OK) break;
+    if (!reader.feed(bytes.data(), n)) break;
     bytes.remove_prefix(n);
     while (true) {
-      void* raw = nullptr;
-      if (redisReaderGetReply(reader, &raw) != REDIS_OK) {
+      Value value;
+      const ValueReader::Next next = reader.next(value);
+      if (next == ValueReader::Next::error) {
         broken = true;
         break;
       }
-      if (raw == nullptr) break;
-      auto* reply = static_cast<redisReply*>(raw);
-      const Value value = phlow::limiter::redis::to_value(reply);
-      freeReplyObject(reply);
+      if (next == ValueReader::Next::none) break;
       interpret(value, descriptors);
     }
-    broken = broken || phlow::limiter::redis::reader_overfull(reader);
+    broken = broken || reader.overfull();
   }
-  redisReaderFree(reader);
 }
 
 // encode_check()'s bytes are one RESP array of bulk strings: 3 + n keys + 1 (time)
@@ -141,15 +137,12 @@ void check_encoding(std::span<const Descriptor> descriptors, bool consume) {
   namespace redis = phlow::limiter::redis;
   redis::encode_check(command, redis::ScriptForm::sha, std::string(40, 'a'), descriptors,
                       consume ? redis::Consume::yes : redis::Consume::no);
-  redisReader* reader = phlow::limiter::redis::create_reader();
-  FUZZ_ASSERT(redisReaderFeed(reader, command.data(), command.size()) == REDIS_OK);
-  void* raw = nullptr;
-  FUZZ_ASSERT(redisReaderGetReply(reader, &raw) == REDIS_OK && raw != nullptr);
-  const Value v = phlow::limiter::redis::to_value(static_cast<redisReply*>(raw));
-  freeReplyObject(raw);
-  raw = nullptr;
-  FUZZ_ASSERT(redisReaderGetReply(reader, &raw) == REDIS_OK && raw == nullptr);
-  redisReaderFree(reader);
+  redis::ValueReader reader;
+  FUZZ_ASSERT(reader.feed(command.data(), command.size()));
+  Value v;
+  FUZZ_ASSERT(reader.next(v) == redis::ValueReader::Next::value);
+  Value rest;
+  FUZZ_ASSERT(reader.next(rest) == redis::ValueReader::Next::none);
   const std::size_t n = descriptors.size();
   FUZZ_ASSERT(v.type == Value::Type::array && v.elements.size() == 6 + 2 * n);
   FUZZ_ASSERT(v.elements[0].str == "EVALSHA" && v.elements[2].str == std::to_string(n));

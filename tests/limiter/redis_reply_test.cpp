@@ -2,6 +2,8 @@
 // (never crash, never hang), and the connection must recover.
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <string>
+#include <vector>
 
 #include "limiter/distributed_rate_limiter.hpp"
 #include "redis/resp.hpp"
@@ -92,18 +94,50 @@ TEST_CASE("replies: a bulk string past kMaxReplyBytes closes the connection at o
 TEST_CASE("replies: an array header past kMaxReplyElements is a protocol error") {
   using namespace phlow::limiter::redis;
   const auto read = [](const std::string& bytes) {
-    redisReader* reader = create_reader();
-    REQUIRE(redisReaderFeed(reader, bytes.data(), bytes.size()) == REDIS_OK);
-    void* reply = nullptr;
-    const int status = redisReaderGetReply(reader, &reply);
-    if (reply != nullptr) freeReplyObject(reply);
-    redisReaderFree(reader);
-    return status;
+    ValueReader reader;
+    REQUIRE(reader.feed(bytes.data(), bytes.size()));
+    Value value;
+    return reader.next(value);
   };
-  CHECK(read("*500000000\r\n:0\r\n") == REDIS_ERR);
-  CHECK(read("*" + std::to_string(kMaxReplyElements + 1) + "\r\n") == REDIS_ERR);
-  CHECK(read("*" + std::to_string(kMaxReplyElements) + "\r\n:1\r\n") == REDIS_OK);
-  CHECK(read("*2\r\n*65\r\n:1\r\n") == REDIS_OK);
-  CHECK(read("*2147483648\r\n:1\r\n") == REDIS_ERR);  // INT_MIN once truncated
-  CHECK(read("*-1\r\n") == REDIS_OK);                   // nil
+  using Next = ValueReader::Next;
+  CHECK(read("*500000000\r\n:0\r\n") == Next::error);
+  CHECK(read("*" + std::to_string(kMaxReplyElements + 1) + "\r\n") == Next::error);
+  CHECK(read("*" + std::to_string(kMaxReplyElements) + "\r\n:1\r\n") == Next::none);  // 1 of 1024
+  CHECK(read("*2\r\n*65\r\n:1\r\n") == Next::none);
+  CHECK(read("*2147483648\r\n:1\r\n") == Next::error);  // INT_MIN once truncated
+  CHECK(read("*-1\r\n") == Next::value);                    // nil
+}
+
+TEST_CASE("replies: the reader builds each reply's tree whole, fed a byte at a time") {
+  using namespace phlow::limiter::redis;
+  const std::string bytes =
+      "*4\r\n:42\r\n$5\r\nhello\r\n*3\r\n+OK\r\n$-1\r\n*0\r\n-ERR no\r\n"  // nested, then
+      ":-7\r\n";                                                          // a second reply
+  ValueReader reader;
+  std::vector<Value> got;
+  for (char c : bytes) {
+    REQUIRE(reader.feed(&c, 1));
+    Value value;
+    while (true) {
+      const ValueReader::Next next = reader.next(value);
+      REQUIRE(next != ValueReader::Next::error);
+      if (next == ValueReader::Next::none) break;
+      got.push_back(std::move(value));
+    }
+  }
+  REQUIRE(got.size() == 2);
+  const Value& v = got[0];
+  REQUIRE(v.type == Value::Type::array);
+  REQUIRE(v.elements.size() == 4);
+  CHECK((v.elements[0].type == Value::Type::integer && v.elements[0].integer == 42));
+  CHECK((v.elements[1].type == Value::Type::string && v.elements[1].str == "hello"));
+  const Value& inner = v.elements[2];
+  REQUIRE(inner.type == Value::Type::array);
+  REQUIRE(inner.elements.size() == 3);
+  CHECK((inner.elements[0].type == Value::Type::status && inner.elements[0].str == "OK"));
+  CHECK(inner.elements[1].type == Value::Type::nil);
+  CHECK((inner.elements[2].type == Value::Type::array && inner.elements[2].elements.empty()));
+  CHECK((v.elements[3].is_error() && v.elements[3].str == "ERR no"));
+  CHECK((got[1].type == Value::Type::integer && got[1].integer == -7));
+  CHECK_FALSE(reader.overfull());
 }

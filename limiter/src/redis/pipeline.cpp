@@ -1,16 +1,14 @@
 #include "redis/pipeline.hpp"
 
-#include <hiredis/hiredis.h>
 
 namespace phlow::limiter::redis {
 
 using boost::system::error_code;
 
-Pipeline::Pipeline(Completer complete) : complete_(std::move(complete)), reader_(create_reader()) {}
+Pipeline::Pipeline(Completer complete)
+    : complete_(std::move(complete)), reader_(std::make_unique<ValueReader>()) {}
 
-Pipeline::~Pipeline() {
-  if (reader_ != nullptr) redisReaderFree(reader_);
-}
+Pipeline::~Pipeline() = default;
 
 void Pipeline::reset(StoreError reason) {
   out_.clear();
@@ -19,8 +17,7 @@ void Pipeline::reset(StoreError reason) {
   for (auto& p : failed) {
     if (p.handler) complete_(std::move(p.handler), reason, {});
   }
-  if (reader_ != nullptr) redisReaderFree(reader_);
-  reader_ = create_reader();
+  reader_ = std::make_unique<ValueReader>();
 }
 
 void Pipeline::push(std::string_view command, Clock::time_point deadline, Clock::time_point now,
@@ -35,14 +32,12 @@ void Pipeline::take_output(std::string& into) {
 }
 
 bool Pipeline::feed(const char* data, std::size_t size) {
-  if (redisReaderFeed(reader_, data, size) != REDIS_OK) return false;
-  void* raw = nullptr;
+  if (!reader_->feed(data, size)) return false;
   while (true) {
-    if (redisReaderGetReply(reader_, &raw) != REDIS_OK) return false;
-    if (raw == nullptr) return !reader_overfull(reader_);
-    auto* reply = static_cast<redisReply*>(raw);
-    Value value = to_value(reply);
-    freeReplyObject(reply);
+    Value value;
+    const ValueReader::Next next = reader_->next(value);
+    if (next == ValueReader::Next::error) return false;
+    if (next == ValueReader::Next::none) return !reader_->overfull();
     if (pending_.empty()) {
       if (!on_push_) return false;  // a reply nobody asked for
       on_push_(std::move(value));

@@ -4,7 +4,7 @@
 // order, and the deadlines. The connection (connection.hpp) moves bytes between it and
 // its stream; the tests drive it with bytes and clock values alone.
 
-#include <hiredis/read.h>
+#include <memory>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/system/error_code.hpp>
@@ -74,7 +74,7 @@ class Pipeline {
 
   Completer complete_;
   std::function<void(Value)> on_push_;
-  redisReader* reader_ = nullptr;
+  std::unique_ptr<ValueReader> reader_;  // replaced whole by reset()
   std::string out_;
   std::deque<Pending> pending_;
 };

@@ -1,65 +1,78 @@
 #include "redis/resp.hpp"
 
+#include <memory>
+#include <new>
+
 namespace phlow::limiter::redis {
 
 namespace {
 
-// hiredis's own array constructor, behind create_array_capped.
-void* (*default_create_array)(const redisReadTask*, int) = nullptr;
+// hiredis's reply constructors, building Values: the root of a reply is allocated,
+// every other value is an element of its parent's array, sized when the parent's
+// header was read (so the addresses handed to hiredis stay put). hiredis frees only
+// roots (a reply it was not given out, on an error or with the reader).
+Value* slot(const redisReadTask* task) {
+  if (task->parent == nullptr) return new Value;
+  auto* parent = static_cast<Value*>(task->parent->obj);
+  return &parent->elements[static_cast<std::size_t>(task->idx)];
+}
 
-void* create_array_capped(const redisReadTask* task, int elements) {
+void* create_string(const redisReadTask* task, char* str, std::size_t len) {
+  Value* v = slot(task);
+  v->type = task->type == REDIS_REPLY_STRING   ? Value::Type::string
+            : task->type == REDIS_REPLY_STATUS ? Value::Type::status
+                                               : Value::Type::error;
+  v->str.assign(str, len);
+  return v;
+}
+
+void* create_array(const redisReadTask* task, int elements) {
   // Negative: a count past INT_MAX that hiredis 0.14 truncated to int (a nil array,
-  // "*-1", never gets here).
-  if (elements < 0 || elements > kMaxReplyElements) return nullptr;  // the reader fails
-  return default_create_array(task, elements);
+  // "*-1", never gets here). Past the cap: nullptr, and the reader fails.
+  if (elements < 0 || elements > kMaxReplyElements) return nullptr;
+  Value* v = slot(task);
+  v->type = Value::Type::array;
+  v->elements.resize(static_cast<std::size_t>(elements));
+  return v;
 }
 
-// hiredis's reply constructors with create_array_capped for arrays; set up once.
-redisReplyObjectFunctions* capped_functions(const redisReplyObjectFunctions& defaults) {
-  static redisReplyObjectFunctions capped = [&] {
-    default_create_array = defaults.createArray;
-    redisReplyObjectFunctions functions = defaults;
-    functions.createArray = &create_array_capped;
-    return functions;
-  }();
-  return &capped;
+void* create_integer(const redisReadTask* task, long long value) {
+  Value* v = slot(task);
+  v->type = Value::Type::integer;
+  v->integer = value;
+  return v;
 }
+
+void* create_nil(const redisReadTask* task) {
+  Value* v = slot(task);
+  v->type = Value::Type::nil;
+  return v;
+}
+
+void free_root(void* root) { delete static_cast<Value*>(root); }
+
+redisReplyObjectFunctions kValueFunctions = {create_string, create_array, create_integer, create_nil,
+                                             free_root};
 
 }  // namespace
 
-redisReader* create_reader() {
-  redisReader* reader = redisReaderCreate();
-  if (reader != nullptr) reader->fn = capped_functions(*reader->fn);
-  return reader;
+ValueReader::ValueReader() : reader_(redisReaderCreateWithFunctions(&kValueFunctions)) {
+  if (reader_ == nullptr) throw std::bad_alloc();
 }
 
-Value to_value(const redisReply* reply) {
-  Value v;
-  switch (reply->type) {
-    case REDIS_REPLY_INTEGER:
-      v.type = Value::Type::integer;
-      v.integer = reply->integer;
-      break;
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-    case REDIS_REPLY_ERROR:
-      v.type = reply->type == REDIS_REPLY_STRING   ? Value::Type::string
-               : reply->type == REDIS_REPLY_STATUS ? Value::Type::status
-                                                   : Value::Type::error;
-      v.str.assign(reply->str, reply->len);
-      break;
-    case REDIS_REPLY_ARRAY:
-      v.type = Value::Type::array;
-      v.elements.reserve(reply->elements);
-      for (std::size_t i = 0; i < reply->elements; ++i) {
-        v.elements.push_back(to_value(reply->element[i]));
-      }
-      break;
-    default:
-      v.type = Value::Type::nil;
-      break;
-  }
-  return v;
+ValueReader::~ValueReader() { redisReaderFree(reader_); }
+
+bool ValueReader::feed(const char* data, std::size_t size) {
+  return redisReaderFeed(reader_, data, size) == REDIS_OK;
+}
+
+ValueReader::Next ValueReader::next(Value& out) {
+  void* raw = nullptr;
+  if (redisReaderGetReply(reader_, &raw) != REDIS_OK) return Next::error;
+  if (raw == nullptr) return Next::none;
+  std::unique_ptr<Value> root(static_cast<Value*>(raw));
+  out = std::move(*root);
+  return Next::value;
 }
 
 std::string_view redis_version(std::string_view info) {

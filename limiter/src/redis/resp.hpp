@@ -1,6 +1,6 @@
 #pragma once
-// RESP, sans I/O: an encoder that appends to a reused buffer, and an owned reply
-// value converted from hiredis's reader objects.
+// RESP, sans I/O: an encoder that appends to a reused buffer, and a reader that turns
+// the bytes of replies into owned reply values.
 
 #include <hiredis/hiredis.h>
 
@@ -32,17 +32,30 @@ inline constexpr int kMaxReplyElements = 1024;
 // one bulk string announced as "$1000000000" would otherwise buffer until a deadline.
 inline constexpr std::size_t kMaxReplyBytes = std::size_t{1} << 20;
 
-// True when `reader` holds more than kMaxReplyBytes of a reply not yet complete.
-inline bool reader_overfull(const redisReader* reader) {
-  return reader->len - reader->pos > kMaxReplyBytes;
-}
+// Reads replies from the bytes a Redis sends: hiredis's RESP parser, building each
+// reply as a Value directly (no hiredis reply objects to allocate, copy and free).
+// It fails, as on a protocol error, on an array header announcing more than
+// kMaxReplyElements elements, and reports itself overfull past kMaxReplyBytes of an
+// unfinished reply.
+class ValueReader {
+ public:
+  enum class Next { value, none, error };  // a whole reply; not yet; a protocol error
 
-// A hiredis reader (free it with redisReaderFree) that fails, as on a protocol error,
-// on an array header announcing more than kMaxReplyElements elements.
-redisReader* create_reader();
+  ValueReader();
+  ~ValueReader();
+  ValueReader(const ValueReader&) = delete;
+  ValueReader& operator=(const ValueReader&) = delete;
 
-// Copies a hiredis reply tree into a Value.
-Value to_value(const redisReply* reply);
+  // False on a protocol error.
+  bool feed(const char* data, std::size_t size);
+  // The next whole reply into `out` (value), or none until more is fed, or error.
+  Next next(Value& out);
+  // True when it holds more than kMaxReplyBytes of a reply not yet complete.
+  bool overfull() const { return reader_->len - reader_->pos > kMaxReplyBytes; }
+
+ private:
+  redisReader* reader_;
+};
 
 // Appends one command, as a RESP array of bulk strings, to `out`.
 class CommandWriter {
