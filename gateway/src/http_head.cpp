@@ -46,9 +46,18 @@ bool names_match(std::string_view a, std::string_view b) { return FlatHead::same
 }  // namespace
 
 void FlatHead::clear() {
-  text_[0].clear();
-  text_[1].clear();
-  fields_.clear();
+  for (std::string& text : text_) {
+    if (text.capacity() > kKeepText) {
+      std::string().swap(text);
+    } else {
+      text.clear();
+    }
+  }
+  if (fields_.capacity() > kKeepFields) {
+    std::vector<Field>().swap(fields_);
+  } else {
+    fields_.clear();
+  }
   method_string_ = target_ = reason_ = {};
   method_ = http::verb::unknown;
   status_ = 0;

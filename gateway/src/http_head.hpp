@@ -21,10 +21,11 @@ namespace phlow::gateway::detail {
 
 // One parsed message head (request line or status line, fields, then trailers if any),
 // kept flat: the strings in one buffer and one small record per field, in arrival
-// order, both reused by the next message of the connection. Beast's basic_fields keeps
-// a sorted set of separately allocated fields instead, whose inserts cost more than
-// all the lookups the proxy makes. Lookups by name are linear, which is what a head of
-// a few fields wants. Filled by FlatParser (flat_parser.hpp).
+// order, both reused by the next message of the connection (up to a few KiB: a larger
+// head's storage is given back). Beast's basic_fields keeps a sorted set of separately
+// allocated fields instead: a node and an insert per field (bench/README.md, fifth
+// session). Lookups by name are linear, which is what a head of a few fields wants.
+// Filled by FlatParser (flat_parser.hpp).
 class FlatHead {
  public:
   class Field {
@@ -82,6 +83,10 @@ class FlatHead {
   }
 
   static bool same_name(std::string_view a, std::string_view b);
+  // Bytes of storage held, whatever the message in it.
+  std::size_t capacity_bytes() const {
+    return text_[0].capacity() + text_[1].capacity() + fields_.capacity() * sizeof(Field);
+  }
 
  private:
   // A copy of `s` in the text of the head (or of the trailers), which does not move
@@ -98,6 +103,11 @@ class FlatHead {
     if (text.capacity() - text.size() < more) grow(text, more);
   }
   void grow(std::string& text, std::size_t more);
+
+  // What clear() keeps of the storage for the next message: a connection that once
+  // sent a large head does not hold its size for the rest of its life.
+  static constexpr std::size_t kKeepText = 4096;
+  static constexpr std::size_t kKeepFields = 64;
 
   std::array<std::string, 2> text_;  // the head's strings, the trailers'
   std::vector<Field> fields_;

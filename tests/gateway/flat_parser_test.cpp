@@ -136,3 +136,25 @@ TEST_CASE("without a body buffer the parser stops with need_buffer, as buffer_bo
   CHECK(used < bytes.size());
   CHECK_FALSE(parser.is_done());
 }
+
+TEST_CASE("a large head's storage is not kept for the next message") {
+  FlatHead head;
+  std::string body;
+  const std::string big = "GET / HTTP/1.1\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n";
+  {
+    FlatParser<true> parser(head);
+    parser.header_limit(64 * 1024);
+    REQUIRE_FALSE(put_all(parser, big, body));
+  }
+  CHECK(head[http::field::unknown].size() == 20000);
+  CHECK(head.capacity_bytes() > 20000);
+  FlatParser<true> next(head);  // clears it
+  CHECK(head.capacity_bytes() < 8192);
+  REQUIRE_FALSE(put_all(next, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n", body));
+  CHECK(head.target() == "/small");
+  CHECK(head[http::field::host] == "a");
+  // A small head's storage is kept: the next message allocates nothing.
+  const std::size_t kept = head.capacity_bytes();
+  FlatParser<true> third(head);
+  CHECK(head.capacity_bytes() == kept);
+}

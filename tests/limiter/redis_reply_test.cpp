@@ -91,7 +91,7 @@ TEST_CASE("replies: a bulk string past kMaxReplyBytes closes the connection at o
 
 // Found by fuzz/resp_fuzzer: "*500000000\r\n" made hiredis 0.14 allocate a 4 GB
 // element table before a single element had arrived.
-TEST_CASE("replies: an array header past kMaxReplyElements is a protocol error") {
+TEST_CASE("replies: arrays past kMaxReplyElements and replies past kMaxReplyValues or kMaxReplyBytes are protocol errors") {
   using namespace phlow::limiter::redis;
   const auto read = [](const std::string& bytes) {
     ValueReader reader;
@@ -106,6 +106,23 @@ TEST_CASE("replies: an array header past kMaxReplyElements is a protocol error")
   CHECK(read("*2\r\n*65\r\n:1\r\n") == Next::none);
   CHECK(read("*2147483648\r\n:1\r\n") == Next::error);  // INT_MIN once truncated
   CHECK(read("*-1\r\n") == Next::value);                    // nil
+  // Arrays of arrays: 7 bytes of header each make room for 1024 values; a reply may
+  // hold kMaxReplyValues of them in all.
+  std::string full = "*1024\r\n";
+  for (int i = 0; i < kMaxReplyElements; ++i) full += ":1\r\n";
+  const auto arrays = [&](std::size_t n) {
+    std::string out = "*" + std::to_string(n) + "\r\n";
+    for (std::size_t i = 0; i < n; ++i) out += full;
+    return out;
+  };
+  const std::size_t fit = kMaxReplyValues / (kMaxReplyElements + 1);  // 63 with their own slots
+  CHECK(read(arrays(fit)) == Next::value);
+  CHECK(read(arrays(kMaxReplyValues / kMaxReplyElements)) == Next::error);
+  // Strings: kMaxReplyBytes in all.
+  const std::string half(kMaxReplyBytes / 2, 'x');
+  const std::string bulk = "$" + std::to_string(half.size()) + "\r\n" + half + "\r\n";
+  CHECK(read("*3\r\n" + bulk + bulk) == Next::none);
+  CHECK(read("*3\r\n" + bulk + bulk + "$1\r\ny\r\n") == Next::error);
 }
 
 TEST_CASE("replies: the reader builds each reply's tree whole, fed a byte at a time") {

@@ -1,6 +1,5 @@
 #include "redis/pipeline.hpp"
 
-
 namespace phlow::limiter::redis {
 
 using boost::system::error_code;

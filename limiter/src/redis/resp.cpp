@@ -17,7 +17,13 @@ Value* slot(const redisReadTask* task) {
   return &parent->elements[static_cast<std::size_t>(task->idx)];
 }
 
+ValueReader::Budget& budget(const redisReadTask* task) {
+  return *static_cast<ValueReader::Budget*>(task->privdata);
+}
+
 void* create_string(const redisReadTask* task, char* str, std::size_t len) {
+  if (len > budget(task).bytes) return nullptr;  // the reader fails
+  budget(task).bytes -= len;
   Value* v = slot(task);
   v->type = task->type == REDIS_REPLY_STRING   ? Value::Type::string
             : task->type == REDIS_REPLY_STATUS ? Value::Type::status
@@ -30,6 +36,9 @@ void* create_array(const redisReadTask* task, int elements) {
   // Negative: a count past INT_MAX that hiredis 0.14 truncated to int (a nil array,
   // "*-1", never gets here). Past the cap: nullptr, and the reader fails.
   if (elements < 0 || elements > kMaxReplyElements) return nullptr;
+  const auto count = static_cast<std::size_t>(elements);
+  if (count > budget(task).values) return nullptr;
+  budget(task).values -= count;
   Value* v = slot(task);
   v->type = Value::Type::array;
   v->elements.resize(static_cast<std::size_t>(elements));
@@ -58,6 +67,7 @@ redisReplyObjectFunctions kValueFunctions = {create_string, create_array, create
 
 ValueReader::ValueReader() : reader_(redisReaderCreateWithFunctions(&kValueFunctions)) {
   if (reader_ == nullptr) throw std::bad_alloc();
+  reader_->privdata = &budget_;  // every read task carries it
 }
 
 ValueReader::~ValueReader() { redisReaderFree(reader_); }
@@ -70,6 +80,7 @@ ValueReader::Next ValueReader::next(Value& out) {
   void* raw = nullptr;
   if (redisReaderGetReply(reader_, &raw) != REDIS_OK) return Next::error;
   if (raw == nullptr) return Next::none;
+  budget_ = Budget{};  // the next reply starts afresh
   std::unique_ptr<Value> root(static_cast<Value*>(raw));
   out = std::move(*root);
   return Next::value;

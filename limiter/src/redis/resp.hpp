@@ -32,10 +32,17 @@ inline constexpr int kMaxReplyElements = 1024;
 // one bulk string announced as "$1000000000" would otherwise buffer until a deadline.
 inline constexpr std::size_t kMaxReplyBytes = std::size_t{1} << 20;
 
+// Nor, nested arrays all counted, more values than this in one reply (CLUSTER SLOTS
+// of 1024 ranges with three nodes each: about 18,000), nor more string bytes than
+// kMaxReplyBytes: what a reply's bytes can make the client hold is bounded too (an
+// array header of 7 bytes makes room for 1024 values).
+inline constexpr std::size_t kMaxReplyValues = 64 * kMaxReplyElements;
+
 // Reads replies from the bytes a Redis sends: hiredis's RESP parser, building each
 // reply as a Value directly (no hiredis reply objects to allocate, copy and free).
 // It fails, as on a protocol error, on an array header announcing more than
-// kMaxReplyElements elements, and reports itself overfull past kMaxReplyBytes of an
+// kMaxReplyElements elements and on a reply past kMaxReplyValues values or
+// kMaxReplyBytes of strings, and reports itself overfull past kMaxReplyBytes of an
 // unfinished reply.
 class ValueReader {
  public:
@@ -43,7 +50,7 @@ class ValueReader {
 
   ValueReader();
   ~ValueReader();
-  ValueReader(const ValueReader&) = delete;
+  ValueReader(const ValueReader&) = delete;  // hiredis holds the address of budget_
   ValueReader& operator=(const ValueReader&) = delete;
 
   // False on a protocol error.
@@ -53,8 +60,15 @@ class ValueReader {
   // True when it holds more than kMaxReplyBytes of a reply not yet complete.
   bool overfull() const { return reader_->len - reader_->pos > kMaxReplyBytes; }
 
+  // What the reply being read may still take.
+  struct Budget {
+    std::size_t values = kMaxReplyValues;
+    std::size_t bytes = kMaxReplyBytes;
+  };
+
  private:
   redisReader* reader_;
+  Budget budget_;
 };
 
 // Appends one command, as a RESP array of bulk strings, to `out`.
