@@ -10,8 +10,9 @@
 #   start_redis PORT [ARG...] a throwaway redis-server on 127.0.0.1:PORT: redis_pid
 #   require_redis_tools [TOOL...] redis-server, redis-cli and TOOLs, else exit 2
 #   write_gateway_config FILE PORT ADMIN [REDIS_URL]
-#                            a gateway (threads: 1, access log off) proxying to the
-#                            demo upstream with one per_ip limit nothing reaches
+#                            a gateway (threads: 1, access log off) proxying to
+#                            127.0.0.1:$upstream_port (start_upstream's, or one set
+#                            by the caller) with one per_ip limit nothing reaches
 
 workdir=$(mktemp -d)
 pids=()

@@ -1,10 +1,10 @@
 // format_access_record: hand-written rather than through nlohmann::json, because it runs
 // once per request on the worker's thread and must not allocate per field.
 
-#include <charconv>
 #include <chrono>
 
 #include "gateway/access_log.hpp"
+#include "gateway/append_number.hpp"
 
 namespace phlow::gateway {
 
@@ -84,13 +84,6 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-template <typename Integer>
-void append_integer(std::string& out, Integer value) {
-  char buf[24];
-  const auto result = std::to_chars(buf, buf + sizeof buf, value);
-  out.append(buf, result.ptr);
-}
-
 // Zero-padded to `width` digits.
 void append_padded(std::string& out, long long value, int width) {
   char buf[8];
@@ -104,7 +97,7 @@ void append_padded(std::string& out, long long value, int width) {
 // Milliseconds with exactly three decimals; a negative duration (clock step) prints 0.000.
 void append_ms(std::string& out, std::chrono::microseconds d) {
   const long long us = d.count() < 0 ? 0 : d.count();
-  append_integer(out, us / 1000);
+  append_number(out, us / 1000);
   out += '.';
   append_padded(out, us % 1000, 3);
 }
@@ -165,11 +158,11 @@ void format_access_record(const AccessRecord& r, std::string& out) {
   field(out, ",\"route\":", r.route);
   field(out, ",\"upstream\":", r.upstream);
   out += ",\"status\":";
-  append_integer(out, r.status);
+  append_number(out, r.status);
   out += ",\"bytes_in\":";
-  append_integer(out, r.bytes_in);
+  append_number(out, r.bytes_in);
   out += ",\"bytes_out\":";
-  append_integer(out, r.bytes_out);
+  append_number(out, r.bytes_out);
   out += ",\"duration_ms\":";
   append_ms(out, r.total);
   out += ",\"limiter_ms\":";
@@ -181,11 +174,11 @@ void format_access_record(const AccessRecord& r, std::string& out) {
   field(out, ",\"identifier\":", r.identifier);
   if (r.cost != 0) {
     out += ",\"cost\":";
-    append_integer(out, r.cost);
+    append_number(out, r.cost);
   }
   if (r.response_cost != 0) {
     out += ",\"response_cost\":";
-    append_integer(out, r.response_cost);
+    append_number(out, r.response_cost);
   }
   out += "}\n";
 }

@@ -1,12 +1,13 @@
 #include "http_head.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cstdint>
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/status.hpp>
+
+#include "gateway/append_number.hpp"
 
 namespace phlow::gateway::detail {
 
@@ -14,12 +15,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 namespace {
-
-void append_number(std::string& out, std::uint64_t value) {
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-  out.append(digits, end);
-}
 
 void append_framing(std::string& out, const Framing& framing) {
   if (framing.chunked) {

@@ -1,8 +1,8 @@
 // render_prometheus: the text exposition format 0.0.4.
 
-#include <charconv>
 #include <initializer_list>
 
+#include "gateway/append_number.hpp"
 #include "gateway/metrics.hpp"
 #include "metrics_totals.hpp"
 
@@ -27,13 +27,6 @@ void append_escaped_label(std::string& out, std::string_view value) {
     else
       out += c;
   }
-}
-
-template <typename Number>
-void append_number(std::string& out, Number value) {
-  char buf[32];
-  const auto result = std::to_chars(buf, buf + sizeof buf, value);
-  out.append(buf, result.ptr);
 }
 
 void family(std::string& out, std::string_view name, std::string_view type,

@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 
 #include <nlohmann/json.hpp>
+
+#include "gateway/append_number.hpp"
 
 namespace phlow::gateway {
 namespace {
@@ -20,7 +21,7 @@ std::int64_t retry_after_seconds(std::int64_t retry_after_ms) {
   return std::max<std::int64_t>(1, ceil_seconds(retry_after_ms));
 }
 
-// Writes header lines into a string, numbers through to_chars, and notes their names.
+// Writes header lines into a string and notes their names.
 class LineWriter {
  public:
   LineWriter(std::string& out, std::span<std::string_view> names) : out_(out), names_(names) {}
@@ -35,8 +36,7 @@ class LineWriter {
     return *this;
   }
   LineWriter& operator<<(std::int64_t value) {
-    char digits[24];
-    out_.append(digits, std::to_chars(digits, digits + sizeof digits, value).ptr);
+    append_number(out_, value);
     return *this;
   }
   // An RFC 8941 sf-string. Limit names are validated as tokens, so the escaping is a
