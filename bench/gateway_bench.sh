@@ -3,15 +3,22 @@
 #   (a) phlow-demo-upstream directly,
 #   (b) nginx with two limit_req zones (per IP, per X-Bench-Key) and upstream keepalive,
 #   (c) phlow-gateway, in memory, two limits per request (per IP, per X-Bench-Key),
-# all on one thread/worker, with limits so high that nothing is rejected: the cost of
-# proxying plus two limit decisions, not of rejecting.
+# all on one thread/worker (WORKERS=2: two nginx worker processes against two gateway
+# threads, and an upstream of two threads), with limits so high that nothing is
+# rejected: the cost of proxying plus two limit decisions, not of rejecting.
 #
 #   bench/gateway_bench.sh [BUILD_DIR]        (default: <repo>/build)
+#   WORKERS=2 bench/gateway_bench.sh build
+#
+# On a 2-core machine wrk, the upstream and the proxy share the same cores whatever
+# WORKERS is: a second worker shows what the proxy does with the CPU the others leave,
+# not how it scales on cores of its own.
 #
 # Installs nothing. Needs wrk and nginx: PHLOW_BENCH_DEPS=1 scripts/install-deps.sh
 # (adds wrk and nginx-light). Without build/gateway/phlow-gateway, (c) is skipped.
 # Environment: DURATION (wrk -d per run; 10s), CONNECTIONS (wrk -c; 50),
-# WARMUP (seconds of unmeasured load before each run; 1).
+# WARMUP (seconds of unmeasured load before each run; 1), WORKERS (nginx
+# worker_processes, gateway threads and upstream threads; 1), WRK_THREADS (wrk -t; 1).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +28,10 @@ gateway_bin=$build/gateway/phlow-gateway
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-50}
 warmup=${WARMUP:-1}
+workers=${WORKERS:-1}
+wrk_threads=${WRK_THREADS:-1}
+[[ $workers =~ ^[1-9][0-9]*$ ]] || { echo "WORKERS: a whole number from 1, not '$workers'" >&2; exit 2; }
+[[ $wrk_threads =~ ^[1-9][0-9]*$ ]] || { echo "WRK_THREADS: a whole number from 1, not '$wrk_threads'" >&2; exit 2; }
 
 for tool in wrk nginx curl ss; do
   command -v "$tool" >/dev/null || {
@@ -36,7 +47,7 @@ source "$repo/bench/lib.sh"
 # Runs wrk against port $1 and prints "RPS P99_MS" (also keeps wrk's output).
 measure() {
   local port=$1 name=$2 url="http://127.0.0.1:$1/"
-  local -a args=(-t1 -c"$connections" -H "X-Bench-Key: bench-key-1" --latency)
+  local -a args=(-t"$wrk_threads" -c"$connections" -H "X-Bench-Key: bench-key-1" --latency)
   if ((warmup > 0)); then wrk "${args[@]}" -d"${warmup}s" "$url" >/dev/null; fi
   timeout 60 wrk "${args[@]}" -d"$duration" "$url" >"$workdir/$name.txt"
   awk '
@@ -56,11 +67,12 @@ report() {  # name rps p99 non2xx
 }
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "wrk -t1 -c$connections -d$duration --latency, header X-Bench-Key on every request"
+echo "wrk -t$wrk_threads -c$connections -d$duration --latency, header X-Bench-Key on every request;"
+echo "$workers worker(s) each: nginx worker_processes, gateway threads, upstream threads"
 echo
 
-# --- the upstream: one thread ---------------------------------------------------
-"$upstream_bin" --listen 127.0.0.1:0 --threads 1 >"$workdir/upstream.out" 2>&1 &
+# --- the upstream: WORKERS threads ---------------------------------------------------
+"$upstream_bin" --listen 127.0.0.1:0 --threads "$workers" >"$workdir/upstream.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do
   grep -q '^listening on ' "$workdir/upstream.out" && break
@@ -72,14 +84,14 @@ upstream_port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$workdir
 read -r direct_rps direct_p99 direct_bad < <(measure "$upstream_port" direct)
 report "(a) direct to upstream" "$direct_rps" "$direct_p99" "$direct_bad"
 
-# --- nginx: one worker, two limit_req zones, upstream keepalive ---------------
+# --- nginx: WORKERS workers, two limit_req zones, upstream keepalive ---------------
 nginx_port=$(free_port)
 mkdir -p "$workdir/nginx"
 user_line=""
 if [[ $(id -u) -eq 0 ]]; then user_line="user $(id -un) $(id -gn);"; fi
 cat >"$workdir/nginx/nginx.conf" <<EOF
 $user_line
-worker_processes 1;
+worker_processes $workers;
 pid $workdir/nginx/nginx.pid;
 error_log $workdir/nginx/error.log warn;
 events { worker_connections 4096; }
@@ -120,7 +132,7 @@ fi
 read -r nginx_rps nginx_p99 nginx_bad < <(measure "$nginx_port" nginx)
 report "(b) nginx, 2 limit_req" "$nginx_rps" "$nginx_p99" "$nginx_bad"
 
-# --- phlow-gateway: one thread, in memory, two limits --------------------------
+# --- phlow-gateway: WORKERS threads, in memory, two limits --------------------------
 gateway_rps=""
 if [[ ! -x $gateway_bin ]]; then
   echo "(c) skipped: $gateway_bin not built (the gateway is not in this build yet)"
@@ -130,7 +142,7 @@ else
   # `access_log: "off"` is quoted: bare `off` is a boolean to YAML 1.1 parsers.
   cat >"$workdir/gateway.yaml" <<EOF
 listen: "127.0.0.1:$gateway_port"
-threads: 1
+threads: $workers
 access_log: "off"
 log_level: warn
 admin:

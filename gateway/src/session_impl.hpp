@@ -26,6 +26,7 @@
 #include "gateway/snapshot.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "gateway/worker.hpp"
+#include "client_watch.hpp"
 #include "http_head.hpp"
 #include "proxy_stream.hpp"
 #include "relay.hpp"
@@ -169,6 +170,9 @@ class Session {
   std::string request_head_;       // to the upstream
   std::array<net::const_buffer, 2> request_pieces_;  // its write, when no body streams
   std::string response_head_;      // to the client
+  // Watches the client while the upstream works on a request that holds slots (a
+  // member, not in forward()'s frame: see process()).
+  ClientWatch client_watch_;
 };
 
 }  // namespace phlow::gateway::detail

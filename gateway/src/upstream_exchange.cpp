@@ -93,7 +93,16 @@ net::awaitable<bool> Session::forward(RequestParser& parser, const config::Route
 
     ResponseParser& response = new_response_parser(head);
     upstream.expires_after(up.timeout);
+    // A client that leaves while the upstream works gives its slots back at once.
+    if (filter_.holds_slots()) client_watch_.start(client_.socket(), upstream);
     const error_code rec = co_await detail::read_message_part(upstream, upstream_buffer_, response, nullptr);
+    client_watch_.stop();
+    if (client_watch_.client_left()) {
+      // Nobody to answer, and the upstream connection is closed: no retry. 499 (as
+      // nginx logs it) in the access log and the 4xx count.
+      count_response(499);
+      co_return false;
+    }
     if (rec) {
       if (lease.reused && retryable && attempt == 0 && rec != beast::error::timeout) {
         upstream_buffer_.clear();
@@ -162,6 +171,10 @@ net::awaitable<bool> Session::forward_concurrently(RequestParser& parser, Upstre
     if (exchange.upstream_reusable) worker_.upstreams().release(up, pool_key, std::move(lease.stream));
     co_return keep_alive;
   }
+  if (client_watch_.client_left()) {
+    count_response(499);  // as in forward()
+    co_return false;
+  }
   if (sent.side == detail::RelaySide::in && sent.error == http::error::body_limit) {
     co_await send_error(ProxyError::body_too_large);
   } else if (sent.side == detail::RelaySide::in && is_parse_error(sent.error)) {
@@ -197,8 +210,12 @@ net::awaitable<detail::RelayResult> Session::send_request(RequestParser& parser,
     co_return sent;
   }
   if (!exchange.header_settled) {
+    // The client is not read from here on: watch it (see forward()). receive_response()
+    // stops the watch as soon as the head is in, before it writes to the client.
+    if (filter_.holds_slots()) client_watch_.start(client_.socket(), upstream);
     exchange.header_deadline.expires_after(up.timeout);
     auto [ec] = co_await exchange.header_deadline.async_wait(use_tuple);
+    client_watch_.stop();
     if (!ec && !exchange.header_settled) {
       exchange.header_timed_out = true;
       upstream.cancel();
@@ -220,6 +237,7 @@ net::awaitable<void> Session::receive_response(UpstreamPool::Stream& upstream,
   ResponseParser& response = new_response_parser(head);
   upstream.expires_never();  // applies to this read only while the request side writes
   const error_code ec = co_await detail::read_message_part(upstream, upstream_buffer_, response, nullptr);
+  client_watch_.stop();  // before anything is written to the client: stop() cancels its socket's waits
   exchange.header_settled = true;
   exchange.header_deadline.cancel();
   if (ec) {

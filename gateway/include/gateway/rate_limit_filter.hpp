@@ -45,6 +45,8 @@ class RateLimitFilter {
   // client or the upstream went away, its tunnel closed). Idempotent; start() does it
   // for the previous request too.
   void release_slots();
+  // Whether the request holds concurrency slots now.
+  bool holds_slots() const { return held_mask_ != 0; }
 
   // Builds the descriptors of `route`'s limits for the request (a limit whose
   // identifier the request lacks is skipped) and asks `limiter` for an immediate
