@@ -9,6 +9,10 @@
 #                                                     # 127.0.0.1:PORT instead of the demo
 #                                                     # one (e.g. compare.sh's nginx peer)
 #   REDIS=1 bench/instructions.sh BIN                 # the limit in a redis-server of its own
+#   LIMITS=2 bench/instructions.sh BIN                # per_token (key token_hash) + per_ip, as
+#                                                     # compare.sh's BENCH_GW_LIMITS=2; with
+#                                                     # LIMITS=1 or 2 every request carries
+#                                                     # compare.sh's bearer token
 #   PROFILE_DIR=/tmp/prof bench/instructions.sh BIN   # keeps each callgrind profile there
 #                                                     # (callgrind_annotate DIR/N.callgrind)
 #
@@ -56,10 +60,22 @@ if [[ ${REDIS:-0} == 1 ]]; then
   redis_url="redis://127.0.0.1:$redis_port/0"
 fi
 write_gateway_config "$workdir/gateway.yaml" "$port" "$admin" "$redis_url"
+wrk_args=(-t1 -c"$connections")
+case ${LIMITS:-} in
+  "") ;;
+  1) wrk_args+=(-H "Authorization: Bearer phlow-bench-token-0001") ;;
+  2)
+    wrk_args+=(-H "Authorization: Bearer phlow-bench-token-0001")
+    sed -i -e 's/^  per_ip: .*/&\n  per_token: { requests: 1000000000, window: 1m, key: token_hash }/' \
+      -e 's/limits: \[per_ip\]/limits: [per_token, per_ip]/' "$workdir/gateway.yaml"
+    grep -q 'limits: \[per_token, per_ip\]' "$workdir/gateway.yaml" || { echo "LIMITS=2: config not rewritten" >&2; exit 2; }
+    ;;
+  *) echo "LIMITS must be 1 or 2" >&2; exit 2 ;;
+esac
 
 requests_of() { awk '/requests in/{print $1}' "$1"; }
 
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t1 -c$connections; REDIS=${REDIS:-0}"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t1 -c$connections; REDIS=${REDIS:-0} LIMITS=${LIMITS:-}"
 printf '%-44s %14s %12s %12s %12s\n' gateway "instr/req" "recvfrom/req" "sendmsg/req" "epoll/req"
 for bin in "$@"; do
   out=$workdir/callgrind.out
@@ -68,9 +84,9 @@ for bin in "$@"; do
   vg=$!
   pids+=("$vg")
   for _ in $(seq 300); do curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && break; sleep 0.1; done
-  wrk -t1 -c"$connections" -d3s "http://127.0.0.1:$port/" >/dev/null
+  wrk "${wrk_args[@]}" -d3s "http://127.0.0.1:$port/" >/dev/null
   callgrind_control -i on "$vg" >/dev/null
-  wrk -t1 -c"$connections" -d"$duration" "http://127.0.0.1:$port/" >"$workdir/wrk.txt"
+  wrk "${wrk_args[@]}" -d"$duration" "http://127.0.0.1:$port/" >"$workdir/wrk.txt"
   callgrind_control -d "$vg" >/dev/null
   kill "$vg"
   wait "$vg" 2>/dev/null || true
@@ -90,11 +106,11 @@ for bin in "$@"; do
     gw=$!
     pids+=("$gw")
     wait_http "$port"
-    wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null
+    wrk "${wrk_args[@]}" -d2s "http://127.0.0.1:$port/" >/dev/null
     perf stat -x, -e "$perf_events" -p "$gw" -o "$workdir/perf.txt" -- sleep 4 &
     perf_pid=$!
     sleep 0.3
-    wrk -t1 -c"$connections" -d3s "http://127.0.0.1:$port/" >"$workdir/wrk.txt"
+    wrk "${wrk_args[@]}" -d3s "http://127.0.0.1:$port/" >"$workdir/wrk.txt"
     wait "$perf_pid" || true
     kill "$gw"
     wait "$gw" 2>/dev/null || true

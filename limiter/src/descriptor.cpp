@@ -66,13 +66,21 @@ void Sha256Memo::hex(std::string_view data, std::string& out) {
 
 namespace {
 
+// Printable ASCII without space; '*', '?', '[' and ']' would confuse KEYS/SCAN
+// patterns. Every byte is checked, without an early exit and with '[' and ']' (2
+// apart) in one test, so that GCC checks 16 bytes at a time: a token's 64-hex-digit
+// hash took about 900 instructions a byte at a time (callgrind, bench/instructions.sh
+// LIMITS=2).
 bool fits_in_key(std::string_view identifier) {
   if (identifier.size() > kMaxRawIdentifier) return false;
-  for (unsigned char c : identifier) {
-    // Printable ASCII without space; '*', '?', '[' would confuse KEYS/SCAN patterns.
-    if (c <= 0x20 || c >= 0x7f || c == '*' || c == '?' || c == '[' || c == ']') return false;
+  const auto* p = reinterpret_cast<const unsigned char*>(identifier.data());
+  unsigned char bad = 0;
+  for (std::size_t i = 0; i < identifier.size(); ++i) {
+    const unsigned char c = p[i];
+    bad |= static_cast<unsigned char>((static_cast<unsigned char>(c - 0x21) > 0x7e - 0x21) | (c == '*') |
+                                      (c == '?') | (static_cast<unsigned char>((c - '[') & 0xfd) == 0));
   }
-  return !identifier.starts_with("sha256:");
+  return bad == 0 && !identifier.starts_with("sha256:");
 }
 
 }  // namespace

@@ -112,6 +112,32 @@ TEST_CASE("keys: long or unsafe identifiers are hashed - short ones kept") {
   CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+TEST_CASE("keys: an identifier is kept only when every byte is printable ASCII, not space or * ? [ ]") {
+  // Every byte value, at every position of identifiers of several lengths (the check
+  // goes 16 bytes at a time, then byte by byte for the rest).
+  const auto allowed = [](unsigned char c) {
+    return c > 0x20 && c < 0x7f && c != '*' && c != '?' && c != '[' && c != ']';
+  };
+  int wrong = 0;
+  for (const std::size_t length : {1, 15, 16, 17, 33, 64, 70}) {
+    for (int value = 0; value < 256; ++value) {
+      const auto c = static_cast<unsigned char>(value);
+      for (std::size_t at = 0; at < length; ++at) {
+        std::string identifier(length, 'a');
+        identifier[at] = static_cast<char>(c);
+        const bool kept = build_key("p:", "l", identifier) == "p:l:" + identifier;
+        if (kept != allowed(c)) {
+          ++wrong;
+          UNSCOPED_INFO("length " << length << ", byte " << value << " at " << at << (kept ? " kept" : " hashed"));
+        }
+      }
+    }
+  }
+  CHECK(wrong == 0);
+  CHECK(build_key("p:", "l", "sha256:abc").starts_with("p:l:sha256:"));
+  CHECK(build_key("p:", "l", "sha256:abc") != "p:l:sha256:abc");  // never mistaken for a hash
+}
+
 TEST_CASE("memory: entries outlive the Limit objects that created them (config reload)") {
   auto clock = std::make_shared<ManualClock>();
   MemoryBackend memory(clock, {.max_keys = 4, .shards = 1});
